@@ -1,0 +1,123 @@
+//! GraphQL glue shared by every model: the page and order inputs, schema wiring, and the
+//! extension that gives every error a stable `extensions.code`.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{Context, Enum, InputObject, Response, SchemaBuilder};
+
+use crate::error::DataSyncError;
+use crate::model::Model;
+use crate::repository::Repository;
+use crate::store::{Store, StoreRef};
+
+/// `PageRequest { limit offset }` of `find<Models>`: `limit` 0..=1000 (absent: all),
+/// `offset` >= 0.
+#[derive(InputObject, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// How many records at most.
+    pub limit: Option<i32>,
+    /// How many matching records to skip.
+    pub offset: Option<i32>,
+}
+
+/// Sort direction.
+#[derive(Enum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortDirectionEnum {
+    /// Ascending.
+    #[default]
+    #[graphql(name = "ASC")]
+    Asc,
+    /// Descending.
+    #[graphql(name = "DESC")]
+    Desc,
+}
+
+/// `OrderByInput { field order }` of `find<Models>`. Ties are broken by id.
+///
+/// ```
+/// use datasync_core::{OrderByInput, SortDirectionEnum};
+/// let by_priority = OrderByInput { field: "priority".into(), order: Some(SortDirectionEnum::Desc) };
+/// # let _ = by_priority;
+/// ```
+#[derive(InputObject, Debug, Clone, PartialEq, Eq)]
+pub struct OrderByInput {
+    /// `id`, `createdAt`, `updatedAt`, `_version`, or a filterable field's name.
+    pub field: String,
+    /// `ASC` (default) or `DESC`.
+    #[graphql(default_with = "Some(SortDirectionEnum::Asc)")]
+    pub order: Option<SortDirectionEnum>,
+}
+
+/// Wires datasync into an async-graphql schema.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> datasync_core::Result<()> {
+/// use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
+/// use datasync_core::{SchemaBuilderExt, SqliteStore};
+/// struct Query;
+/// #[Object] impl Query { async fn hello(&self) -> &str { "hi" } }
+/// let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+///     .datasync(SqliteStore::memory().await?)
+///     .finish();
+/// # let _ = schema; Ok(()) }
+/// ```
+pub trait SchemaBuilderExt: Sized {
+    /// Makes `store` available to the generated resolvers and installs [`ErrorCodes`].
+    fn datasync(self, store: impl Store) -> Self;
+}
+
+impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
+    fn datasync(self, store: impl Store) -> Self {
+        self.data(StoreRef::new(store)).extension(ErrorCodes)
+    }
+}
+
+/// The repository of `M` over the store registered with [`SchemaBuilderExt::datasync`].
+pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
+    match ctx.data_opt::<StoreRef>() {
+        Some(store) => Ok(Repository::from_ref(store.clone())),
+        None => Err(DataSyncError::internal(
+            "the schema has no datasync store",
+            "build the schema with `.datasync(store)` (datasync::SchemaBuilderExt)",
+        )),
+    }
+}
+
+/// Schema extension that gives errors raised by async-graphql itself a stable code:
+/// syntax errors, validation errors (unknown fields, wrong argument types, missing required
+/// arguments) and argument coercion failures get `BAD_USER_INPUT`. Errors that already carry
+/// a code, and errors of the application's own resolvers, are left as they are.
+///
+/// Installed by [`SchemaBuilderExt::datasync`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let has_code = error
+                .extensions
+                .as_ref()
+                .is_some_and(|ext| ext.get("code").is_some());
+            let input_error = error.path.is_empty()
+                || error.message.starts_with("Invalid value for argument")
+                || error.message.starts_with("Failed to parse");
+            if !has_code && input_error {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "BAD_USER_INPUT");
+            }
+        }
+        response
+    }
+}

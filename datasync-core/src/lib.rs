@@ -1,0 +1,50 @@
+//! Runtime of [datasync](https://docs.rs/datasync): everything the `#[derive(DataSync)]` code
+//! calls into, and the pieces users touch directly.
+//!
+//! One module per concern:
+//! - [`model`]: the [`Model`] trait the derive implements and the static description of a model;
+//! - [`meta`]: server-owned sync metadata ([`SyncMeta`], [`Record`]);
+//! - [`token`]: the `lastSync` cursor ([`SyncToken`]);
+//! - [`filter`]: GraphQLCRUD filter inputs and the store-neutral [`Filter`] tree;
+//! - [`conflict`]: conflict detection and strategies;
+//! - [`store`]: the [`Store`] trait and its implementations ([`SqliteStore`]);
+//! - [`repository`]: the typed [`Repository`] that runs every operation against a store;
+//! - [`graphql`]: shared GraphQL inputs, error codes and schema wiring.
+//!
+//! Users depend on the `datasync` facade crate, which re-exports this one.
+
+pub mod clock;
+pub mod conflict;
+pub mod error;
+pub mod filter;
+pub mod graphql;
+pub mod meta;
+pub mod model;
+pub mod query;
+pub mod repository;
+pub mod store;
+pub mod token;
+
+pub use async_graphql;
+pub use clock::{Clock, SystemClock};
+pub use conflict::{ConflictInfo, ConflictStrategy, Operation};
+pub use error::{DataSyncError, Result};
+pub use filter::{
+    BooleanInput, FieldRef, Filter, FilterInput, Filterable, FloatInput, IDInput, IntInput, Scalar,
+    StringInput,
+};
+pub use graphql::{ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt, SortDirectionEnum};
+pub use meta::{Record, SyncMeta};
+pub use model::{
+    Document, FieldKind, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts, ScalarKind,
+};
+pub use query::{FindQuery, Order, OrderField, SyncPage, SyncRequest};
+pub use repository::{Delta, Page, Repository};
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
+pub use store::{CasOutcome, InsertOutcome, Store, StoreOptions, StoreRef, StoredRecord};
+pub use token::SyncToken;
+
+/// Support for generated code. Not public API: may change in any release.
+#[doc(hidden)]
+pub mod __private;

@@ -1,0 +1,87 @@
+//! Store-neutral requests: what to find, how to order and page, what to sync.
+
+use crate::filter::Filter;
+use crate::store::StoredRecord;
+use crate::token::SyncToken;
+
+/// Largest `limit` a sync page or a find page may ask for.
+pub const MAX_LIMIT: u32 = 1000;
+/// Sync page size when the client gives no `limit`.
+pub const DEFAULT_SYNC_LIMIT: u32 = 100;
+
+/// What a sort key is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderField {
+    /// The record id.
+    Id,
+    /// `createdAt`.
+    CreatedAt,
+    /// `updatedAt`.
+    UpdatedAt,
+    /// `_version`.
+    Version,
+    /// A filterable, non-list data field, by external name.
+    Data(&'static str),
+}
+
+/// A sort order. Ties are always broken by id, ascending, so pages are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Order {
+    /// Sort key.
+    pub field: OrderField,
+    /// Descending?
+    pub descending: bool,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order {
+            field: OrderField::Id,
+            descending: false,
+        }
+    }
+}
+
+/// A `find`: live records matching `filter`, ordered, then paged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindQuery {
+    /// Which records.
+    pub filter: Filter,
+    /// In which order.
+    pub order: Order,
+    /// How many to skip.
+    pub offset: u64,
+    /// How many at most (`None`: all).
+    pub limit: Option<u64>,
+}
+
+/// A page of a `find`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindResult {
+    /// The records of the page.
+    pub items: Vec<StoredRecord>,
+    /// How many live records match the filter, page ignored.
+    pub count: u64,
+}
+
+/// A `sync`: changes after `since`, tombstones included.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    /// Where the client is.
+    pub since: SyncToken,
+    /// Which records the client replicates.
+    pub filter: Filter,
+    /// Page size, 1..=[`MAX_LIMIT`].
+    pub limit: u32,
+}
+
+/// A page of changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPage {
+    /// Changed records (tombstones included), in change order.
+    pub items: Vec<StoredRecord>,
+    /// The token to send next time.
+    pub next: SyncToken,
+    /// More changes are waiting: call again now with `next`.
+    pub has_more: bool,
+}

@@ -1,0 +1,216 @@
+//! The storage seam: the [`Store`] trait and its implementations.
+//!
+//! A store keeps, per collection, documents with their sync metadata and a change sequence.
+//! It offers exactly the primitives the [`Repository`](crate::Repository) needs to keep the
+//! sync guarantees: an atomic insert-if-absent, an atomic compare-and-set on `_version`,
+//! filtered/ordered/paged reads, and change-ordered sync pages. Conflict handling, patching
+//! and validation happen above it, so every store behaves the same.
+
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_filter;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Result;
+use crate::meta::SyncMeta;
+use crate::model::{Document, ModelSpec};
+use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
+
+/// A boxed `Send` future, as returned by [`Store`] methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One stored record: id, data fields and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    /// The record id.
+    pub id: String,
+    /// The data fields, external names.
+    pub data: Document,
+    /// Server-owned metadata.
+    pub meta: SyncMeta,
+}
+
+impl StoredRecord {
+    /// The `<Model>Delta` shape: id, data fields, `_version`, `createdAt`, `updatedAt`,
+    /// `_deleted`. Used for `serverState` in errors.
+    pub fn to_delta_json(&self) -> Json {
+        let mut obj = serde_json::Map::with_capacity(self.data.len() + 5);
+        obj.insert("id".into(), json!(self.id));
+        obj.extend(self.data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        obj.insert("_version".into(), json!(self.meta.version));
+        obj.insert("createdAt".into(), json!(self.meta.created_at.to_string()));
+        obj.insert("updatedAt".into(), json!(self.meta.updated_at.to_string()));
+        obj.insert("_deleted".into(), json!(self.meta.deleted));
+        Json::Object(obj)
+    }
+}
+
+/// Result of [`Store::insert`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertOutcome {
+    /// Stored with version 1.
+    Inserted(StoredRecord),
+    /// The id was taken; this is what is stored under it (possibly a tombstone).
+    Exists(StoredRecord),
+}
+
+/// Result of [`Store::compare_and_set`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CasOutcome {
+    /// Written: the new stored state, version incremented.
+    Written(StoredRecord),
+    /// Not written: the stored version was not the expected one. Carries the current state
+    /// (`None` if the record is gone).
+    Stale(Option<StoredRecord>),
+}
+
+/// Settings shared by every store.
+///
+/// ```
+/// use std::time::Duration;
+/// use datasync_core::StoreOptions;
+/// let opts = StoreOptions::default().tombstone_retention(Duration::from_secs(7 * 24 * 3600));
+/// assert_eq!(opts.retention(), Duration::from_secs(604800));
+/// ```
+#[derive(Clone)]
+pub struct StoreOptions {
+    retention: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreOptions {
+    /// How long tombstones are kept before they are purged (default 30 days). Clients whose
+    /// `lastSync` predates a purge get `SYNC_EXPIRED`.
+    pub fn tombstone_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Where timestamps come from (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The tombstone retention.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// Now, in milliseconds since the epoch, by the configured clock.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Tombstones last written before this instant (ms) are due for purging.
+    pub fn purge_cutoff(&self) -> i64 {
+        self.now_millis()
+            .saturating_sub(self.retention.as_millis().min(i64::MAX as u128) as i64)
+    }
+}
+
+/// Where records live. Implemented by [`SqliteStore`](crate::SqliteStore); object-safe so
+/// that generated code can hold any store as `Arc<dyn Store>`.
+///
+/// Every method is one atomic step on the store. Implementations must keep the invariants the
+/// conformance tests check:
+/// - `insert` and `compare_and_set` take the collection's next change sequence number in the
+///   same atomic step as the write, so that sequence order is commit order;
+/// - `compare_and_set` writes only if the stored version equals `expected`, and sets
+///   `version = expected + 1`;
+/// - `sync` returns changes strictly after the token in sequence order, and a token that lets
+///   the client continue without missing a committed write.
+pub trait Store: Send + Sync + 'static {
+    /// The record with this id, tombstone or not.
+    fn get<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>>>;
+
+    /// Stores a new record (version 1) unless the id is taken.
+    fn insert<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+        data: Document,
+    ) -> BoxFuture<'a, Result<InsertOutcome>>;
+
+    /// Replaces data and tombstone flag if and only if the stored version is `expected`.
+    fn compare_and_set<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+        expected: i64,
+        data: Document,
+        deleted: bool,
+    ) -> BoxFuture<'a, Result<CasOutcome>>;
+
+    /// Live records matching the query, and their total count.
+    fn find<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        query: &'a FindQuery,
+    ) -> BoxFuture<'a, Result<FindResult>>;
+
+    /// One page of changes after `request.since`. Purges expired tombstones first, and fails
+    /// with `SYNC_EXPIRED` when the token predates a purge.
+    fn sync<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        request: &'a SyncRequest,
+    ) -> BoxFuture<'a, Result<SyncPage>>;
+
+    /// Removes tombstones older than the retention; returns how many went.
+    fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>>;
+}
+
+/// A shared, type-erased store: what the schema keeps in its context data.
+///
+/// ```no_run
+/// # async fn demo() -> datasync_core::Result<()> {
+/// use datasync_core::{SqliteStore, StoreRef};
+/// let store = StoreRef::new(SqliteStore::memory().await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct StoreRef(pub Arc<dyn Store>);
+
+impl StoreRef {
+    /// Wraps a store.
+    pub fn new(store: impl Store) -> Self {
+        StoreRef(Arc::new(store))
+    }
+}
+
+impl std::ops::Deref for StoreRef {
+    type Target = dyn Store;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}

@@ -1,0 +1,208 @@
+//! Translation of [`Filter`] trees and sort orders into SQLite SQL over the JSON `data` column.
+//!
+//! Every condition is two-valued (`IFNULL(.., 0)`), so `not` and `ne` treat a null or missing
+//! field the same way MongoDB does: as "does not match the comparison".
+
+use rusqlite::types::Value as SqlValue;
+
+use crate::filter::{FieldRef, Filter, Op, Scalar};
+use crate::query::{Order, OrderField};
+
+/// SQL text with its positional parameters, in order.
+#[derive(Debug, Default)]
+pub(crate) struct SqlBuf {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// What a comparison reads: a column, or a JSON path into `t.data`.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Column(&'static str),
+    Json(&'a str),
+}
+
+impl SqlBuf {
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn param(&mut self, value: SqlValue) {
+        self.text.push('?');
+        self.params.push(value);
+    }
+
+    fn scalar(&mut self, value: &Scalar) {
+        self.param(match value {
+            Scalar::String(s) => SqlValue::Text(s.clone()),
+            Scalar::Int(i) => SqlValue::Integer(*i),
+            Scalar::Float(f) => SqlValue::Real(*f),
+            Scalar::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        });
+    }
+
+    fn target(&mut self, target: Target<'_>) {
+        match target {
+            Target::Column(c) => self.push(c),
+            Target::Json(name) => {
+                self.push("json_extract(t.data, ");
+                self.param(SqlValue::Text(json_path(name)));
+                self.push(")");
+            }
+        }
+    }
+
+    /// Appends a boolean SQL expression for `filter`.
+    pub(crate) fn filter(&mut self, filter: &Filter) {
+        match filter {
+            Filter::All => self.push("1"),
+            Filter::And(parts) | Filter::Or(parts) => {
+                let joiner = if matches!(filter, Filter::And(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                self.push("(");
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        self.push(joiner);
+                    }
+                    self.filter(part);
+                }
+                if parts.is_empty() {
+                    self.push("1");
+                }
+                self.push(")");
+            }
+            Filter::Not(inner) => {
+                self.push("NOT (");
+                self.filter(inner);
+                self.push(")");
+            }
+            Filter::Cond { field, op } => self.condition(field, op),
+        }
+    }
+
+    fn condition(&mut self, field: &FieldRef, op: &Op) {
+        match field {
+            FieldRef::Id => self.compare(Target::Column("t.id"), op),
+            FieldRef::Data { name, kind } if !kind.list => self.compare(Target::Json(name), op),
+            FieldRef::Data { name, .. } => {
+                // Some element satisfies the comparison; `ne`: no element equals the value.
+                let (negate, op) = match op {
+                    Op::Ne(v) => (true, Op::Eq(v.clone())),
+                    other => (false, other.clone()),
+                };
+                self.push(if negate { "NOT EXISTS" } else { "EXISTS" });
+                self.push(" (SELECT 1 FROM json_each(t.data, ");
+                self.param(SqlValue::Text(json_path(name)));
+                self.push(") AS j WHERE ");
+                self.compare(Target::Column("j.value"), &op);
+                self.push(")");
+            }
+        }
+    }
+
+    fn compare(&mut self, x: Target<'_>, op: &Op) {
+        let binary = |buf: &mut SqlBuf, sql_op: &str, v: &Scalar| {
+            buf.push("IFNULL(");
+            buf.target(x);
+            buf.push(sql_op);
+            buf.scalar(v);
+            buf.push(", 0)");
+        };
+        match op {
+            Op::Eq(v) => binary(self, " = ", v),
+            Op::Ne(v) => {
+                self.push("NOT ");
+                binary(self, " = ", v);
+            }
+            Op::Lt(v) => binary(self, " < ", v),
+            Op::Le(v) => binary(self, " <= ", v),
+            Op::Gt(v) => binary(self, " > ", v),
+            Op::Ge(v) => binary(self, " >= ", v),
+            Op::In(values) if values.is_empty() => self.push("0"),
+            Op::In(values) => {
+                self.push("IFNULL(");
+                self.target(x);
+                self.push(" IN (");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    self.scalar(v);
+                }
+                self.push("), 0)");
+            }
+            Op::Between(low, high) => {
+                self.push("IFNULL(");
+                self.target(x);
+                self.push(" BETWEEN ");
+                self.scalar(low);
+                self.push(" AND ");
+                self.scalar(high);
+                self.push(", 0)");
+            }
+            Op::Contains(s) => self.text_match(x, "instr(", s, ") > 0"),
+            Op::StartsWith(s) => self.text_match(x, "instr(", s, ") = 1"),
+            Op::EndsWith(s) if s.is_empty() => {
+                self.push("(");
+                self.target(x);
+                self.push(" IS NOT NULL)");
+            }
+            Op::EndsWith(s) => {
+                // substr(x, -n) is the last n characters; compared literally.
+                self.push("IFNULL(substr(");
+                self.target(x);
+                self.push(", ");
+                self.param(SqlValue::Integer(-(s.chars().count() as i64)));
+                self.push(") = ");
+                self.param(SqlValue::Text(s.clone()));
+                self.push(", 0)");
+            }
+        }
+    }
+
+    /// `<open> x, s <close>` on text values only (a number never "contains" text).
+    fn text_match(&mut self, x: Target<'_>, open: &str, s: &str, close: &str) {
+        self.push("IFNULL(typeof(");
+        self.target(x);
+        self.push(") = 'text' AND ");
+        self.push(open);
+        self.target(x);
+        self.push(", ");
+        self.param(SqlValue::Text(s.to_owned()));
+        self.push(close);
+        self.push(", 0)");
+    }
+
+    /// Appends `ORDER BY ...` with the id as the final tie-breaker.
+    pub(crate) fn order_by(&mut self, order: &Order) {
+        let dir = if order.descending { " DESC" } else { " ASC" };
+        self.push(" ORDER BY ");
+        match order.field {
+            OrderField::Id => {}
+            OrderField::CreatedAt => self.push("t.created_at"),
+            OrderField::UpdatedAt => self.push("t.updated_at"),
+            OrderField::Version => self.push("t.version"),
+            OrderField::Data(name) => self.target(Target::Json(name)),
+        }
+        if order.field != OrderField::Id {
+            self.push(dir);
+            self.push(", t.id ASC");
+        } else {
+            self.push("t.id");
+            self.push(dir);
+        }
+    }
+}
+
+/// JSON path of a top-level key, quoted so any key is taken literally.
+fn json_path(name: &str) -> String {
+    format!("$.\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A quoted SQL identifier.
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

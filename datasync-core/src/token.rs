@@ -1,0 +1,115 @@
+//! The `lastSync` token: a server-owned cursor into a collection's change log.
+//!
+//! Every write to a collection takes the next number of that collection's change sequence, in
+//! the same atomic step as the write itself, so sequence order is commit order. A token names a
+//! position in that sequence; "changes after the token" can therefore never skip a committed
+//! write. See `docs/sync.md` for the full argument.
+
+use std::fmt;
+
+use crate::error::DataSyncError;
+
+/// A position in a collection's change history, as carried by `lastSync`.
+///
+/// Text forms:
+/// - `"0"` or `""`: from the beginning;
+/// - a plain decimal number (`"1592634899084"`): changes after that many milliseconds since
+///   the Unix epoch (accepted for clients that track time themselves);
+/// - `"s<n>"` (`"s42"`): a cursor the server handed out; clients treat it as opaque.
+///
+/// ```
+/// use datasync_core::SyncToken;
+/// assert_eq!(SyncToken::parse("0").unwrap(), SyncToken::ZERO);
+/// assert_eq!(SyncToken::parse("1592634899084").unwrap(), SyncToken::Millis(1592634899084));
+/// let t = SyncToken::Seq(42);
+/// assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
+/// assert!(SyncToken::parse("yesterday").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncToken {
+    /// From the beginning: every record, tombstones included.
+    Beginning,
+    /// Changes whose `updatedAt` is after this many milliseconds since the epoch.
+    Millis(i64),
+    /// Changes after this position of the collection's change sequence.
+    Seq(i64),
+}
+
+impl SyncToken {
+    /// The token of a client that has never synced.
+    pub const ZERO: SyncToken = SyncToken::Beginning;
+
+    /// Parses the text a client sent as `lastSync`.
+    ///
+    /// Fails with `BAD_USER_INPUT` (field `lastSync`) on anything but the forms above.
+    pub fn parse(text: &str) -> Result<SyncToken, DataSyncError> {
+        let bad = || {
+            DataSyncError::bad_input(
+                "lastSync",
+                format!(
+                    "malformed lastSync {text:?}: expected \"0\", a lastSync the server returned, \
+                     or milliseconds since the Unix epoch"
+                ),
+            )
+        };
+        if text.is_empty() {
+            return Ok(SyncToken::Beginning);
+        }
+        let number = |digits: &str| -> Result<i64, DataSyncError> {
+            if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(bad());
+            }
+            digits.parse::<i64>().map_err(|_| bad())
+        };
+        match text.strip_prefix('s') {
+            Some(rest) => Ok(SyncToken::Seq(number(rest)?)),
+            None => match number(text)? {
+                0 => Ok(SyncToken::Beginning),
+                ms => Ok(SyncToken::Millis(ms)),
+            },
+        }
+    }
+}
+
+impl fmt::Display for SyncToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SyncToken::Beginning => f.write_str("0"),
+            SyncToken::Millis(ms) => write!(f, "{ms}"),
+            SyncToken::Seq(seq) => write!(f, "s{seq}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects() {
+        for t in [
+            SyncToken::Beginning,
+            SyncToken::Millis(7),
+            SyncToken::Seq(0),
+            SyncToken::Seq(9),
+        ] {
+            assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
+        }
+        assert_eq!(SyncToken::parse("").unwrap(), SyncToken::Beginning);
+        for bad in [
+            "-1",
+            "s",
+            "s-1",
+            "1.5",
+            " 1",
+            "s1x",
+            "99999999999999999999",
+            "abc",
+            "S1",
+        ] {
+            let err = SyncToken::parse(bad).unwrap_err();
+            assert_eq!(err.code(), "BAD_USER_INPUT", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The whole `#[datasync(...)]` attribute grammar.
+//!
+//! Container: `collection = "..."`, `plural = "..."`, `conflict = "..."`.
+//! Field: `id`, `skip_filter`, `rename = "..."`.
+
+use proc_macro2::Span;
+use syn::{Attribute, LitStr, Token};
+
+use crate::ctxt::Ctxt;
+
+/// Container attributes.
+pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict"];
+/// Field attributes.
+pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename"];
+/// Accepted `conflict` strategies.
+pub const CONFLICT_STRATEGIES: &[&str] = &["throw"];
+
+/// The runtime type (under `__private`) implementing a `conflict` strategy.
+pub fn strategy_type(name: &str) -> syn::Ident {
+    let ty = match name {
+        _ => "Throw",
+    };
+    syn::Ident::new(ty, Span::call_site())
+}
+
+/// A string attribute value with where it was written.
+#[derive(Clone)]
+pub struct Value {
+    pub text: String,
+    pub lit: LitStr,
+}
+
+#[derive(Default)]
+pub struct ContainerAttrs {
+    pub collection: Option<Value>,
+    pub plural: Option<Value>,
+    pub conflict: Option<Value>,
+}
+
+#[derive(Default)]
+pub struct FieldAttrs {
+    pub id: Option<Span>,
+    pub skip_filter: Option<Span>,
+    pub rename: Option<Value>,
+}
+
+pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
+    let mut out = ContainerAttrs::default();
+    each_key(cx, attrs, |cx, key, meta| {
+        let slot = match key.as_str() {
+            "collection" => &mut out.collection,
+            "plural" => &mut out.plural,
+            "conflict" => &mut out.conflict,
+            _ => return Ok(false),
+        };
+        let value = string_value(meta)?;
+        set_once(cx, slot, value, &key);
+        Ok(true)
+    });
+    out
+}
+
+pub fn field(cx: &mut Ctxt, attrs: &[Attribute]) -> FieldAttrs {
+    let mut out = FieldAttrs::default();
+    each_key(cx, attrs, |cx, key, meta| {
+        match key.as_str() {
+            "id" => flag(cx, &mut out.id, meta, &key)?,
+            "skip_filter" => flag(cx, &mut out.skip_filter, meta, &key)?,
+            "rename" => {
+                let value = string_value(meta)?;
+                set_once(cx, &mut out.rename, value, &key);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    });
+    out
+}
+
+/// Calls `handle` for every key of every `#[datasync(...)]`; reports unknown keys (with a
+/// suggestion) and keeps going, so all problems are reported at once.
+fn each_key(
+    cx: &mut Ctxt,
+    attrs: &[Attribute],
+    mut handle: impl FnMut(&mut Ctxt, String, &syn::meta::ParseNestedMeta<'_>) -> syn::Result<bool>,
+) {
+    for attr in attrs.iter().filter(|a| a.path().is_ident("datasync")) {
+        if let syn::Meta::Path(_) = attr.meta {
+            cx.error_spanned_by(
+                attr,
+                "expected `#[datasync(...)]` with at least one setting",
+            );
+            continue;
+        }
+        let mut unknown = Vec::new();
+        let parsed = attr.parse_nested_meta(|meta| {
+            let key = meta
+                .path
+                .get_ident()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            if !handle(&mut *cx, key, &meta)? {
+                unknown.push(meta.path.clone());
+                // Skip the value so parsing can go on to the next key.
+                if meta.input.peek(Token![=]) {
+                    meta.value()?.parse::<syn::Expr>()?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(err) = parsed {
+            cx.syn_error(err);
+        }
+        for path in unknown {
+            cx.error_spanned_by(&path, unknown_message(&path));
+        }
+    }
+}
+
+fn unknown_message(path: &syn::Path) -> String {
+    let name = quote::quote!(#path).to_string().replace(' ', "");
+    let (kind, keys) = (
+        "datasync attribute",
+        CONTAINER_KEYS
+            .iter()
+            .chain(FIELD_KEYS)
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    match keys.iter().find(|k| edit_distance(k, &name) <= 2) {
+        Some(close) => format!("unknown {kind} `{name}`; did you mean `{close}`?"),
+        None => format!("unknown {kind} `{name}`"),
+    }
+}
+
+fn string_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<Value> {
+    let lit: LitStr = meta.value()?.parse()?;
+    Ok(Value {
+        text: lit.value(),
+        lit,
+    })
+}
+
+fn set_once(cx: &mut Ctxt, slot: &mut Option<Value>, value: Value, key: &str) {
+    if slot.is_some() {
+        cx.error_spanned_by(&value.lit, format!("duplicate datasync attribute `{key}`"));
+    } else {
+        *slot = Some(value);
+    }
+}
+
+fn flag(
+    cx: &mut Ctxt,
+    slot: &mut Option<Span>,
+    meta: &syn::meta::ParseNestedMeta<'_>,
+    key: &str,
+) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+        cx.error_spanned_by(
+            &meta.path,
+            format!("`{key}` takes no value: write `#[datasync({key})]`"),
+        );
+    }
+    if slot.is_some() {
+        cx.error_spanned_by(&meta.path, format!("duplicate datasync attribute `{key}`"));
+    } else {
+        *slot = Some(
+            meta.path
+                .get_ident()
+                .map_or_else(Span::call_site, |i| i.span()),
+        );
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean".
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

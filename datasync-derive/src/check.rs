@@ -1,0 +1,145 @@
+//! Validation of a parsed model, separate from parsing; every problem is recorded.
+
+use std::collections::HashMap;
+
+use crate::ast::Model;
+use crate::attr::{edit_distance, CONFLICT_STRATEGIES};
+use crate::ctxt::Ctxt;
+use crate::naming::is_graphql_name;
+
+/// External names the generated types use themselves.
+const RESERVED_NAMES: &[&str] = &[
+    "_version",
+    "_deleted",
+    "createdAt",
+    "updatedAt",
+    "and",
+    "or",
+    "not",
+];
+/// Rust field names the generated types use themselves.
+const RESERVED_IDENTS: &[&str] = &["_version", "_deleted", "_created_at", "_updated_at"];
+
+pub fn check(cx: &mut Ctxt, input: &syn::DeriveInput, model: &Model<'_>) {
+    if !input.generics.params.is_empty() {
+        cx.error_spanned_by(
+            &input.generics,
+            "DataSync models cannot be generic: each model is one concrete GraphQL type",
+        );
+    }
+    check_id(cx, model);
+    check_fields(cx, model);
+    check_container(cx, model);
+}
+
+fn check_id(cx: &mut Ctxt, model: &Model<'_>) {
+    let marked: Vec<_> = model
+        .fields
+        .iter()
+        .filter(|f| f.attrs.id.is_some())
+        .collect();
+    if marked.len() > 1 {
+        for f in &marked[1..] {
+            cx.error_spanned_by(f.ident, "only one field can be `#[datasync(id)]`");
+        }
+    }
+    match model.id_field() {
+        None => cx.error_spanned_by(
+            model.ident,
+            "DataSync model has no id field: add `pub id: String` or mark a `String` field `#[datasync(id)]`",
+        ),
+        Some(id) => {
+            if let Some(rename) = &id.attrs.rename {
+                cx.error_spanned_by(&rename.lit, "the id field is always `id` in GraphQL; remove `rename`");
+            }
+            if let Some(span) = id.attrs.skip_filter {
+                cx.syn_error(syn::Error::new(span, "the id field is always filterable; remove `skip_filter`"));
+            }
+            if let Some(other) = model.fields.iter().find(|f| f.ident == "id" && f.ident != id.ident) {
+                cx.error_spanned_by(
+                    other.ident,
+                    "a field named `id` must be the id field: rename it, or drop `#[datasync(id)]` from the other field",
+                );
+            }
+        }
+    }
+}
+
+fn check_fields(cx: &mut Ctxt, model: &Model<'_>) {
+    let mut seen: HashMap<&str, &syn::Ident> = HashMap::new();
+    for field in model.data_fields() {
+        let name = field.name.as_str();
+        let span_of = |cx: &mut Ctxt, msg: String| match &field.attrs.rename {
+            Some(r) => cx.error_spanned_by(&r.lit, msg),
+            None => cx.error_spanned_by(field.ident, msg),
+        };
+        if RESERVED_NAMES.contains(&name)
+            || RESERVED_IDENTS.contains(&field.ident.to_string().as_str())
+        {
+            span_of(
+                cx,
+                format!(
+                    "`{name}` is reserved by datasync (server-owned metadata and filter operators: {}); rename the field or use `#[datasync(rename = \"...\")]`",
+                    RESERVED_NAMES.join(", ")
+                ),
+            );
+        } else if name == "id" {
+            span_of(
+                cx,
+                "`id` is the GraphQL name of the id field; choose another name".into(),
+            );
+        } else if !is_graphql_name(name) {
+            span_of(cx, format!("`{name}` is not a valid GraphQL field name (letters, digits, `_`; not starting with a digit or `__`)"));
+        } else if let Some(first) = seen.insert(name, field.ident) {
+            span_of(
+                cx,
+                format!("two fields are named `{name}` in GraphQL (the other is `{first}`)"),
+            );
+        }
+    }
+}
+
+fn check_container(cx: &mut Ctxt, model: &Model<'_>) {
+    if let Some(conflict) = &model.attrs.conflict {
+        if !CONFLICT_STRATEGIES.contains(&conflict.text.as_str()) {
+            let hint = CONFLICT_STRATEGIES
+                .iter()
+                .find(|s| edit_distance(s, &conflict.text) <= 2)
+                .map(|s| format!("; did you mean \"{s}\"?"))
+                .unwrap_or_default();
+            cx.error_spanned_by(
+                &conflict.lit,
+                format!(
+                    "unknown conflict strategy \"{}\"{hint} (expected one of: {})",
+                    conflict.text,
+                    CONFLICT_STRATEGIES.join(", ")
+                ),
+            );
+        }
+    }
+    if let Some(plural) = &model.attrs.plural {
+        if plural.text == model.type_name() {
+            cx.error_spanned_by(
+                &plural.lit,
+                "`plural` must differ from the type name, or `get` and `find` operations would collide",
+            );
+        } else if !is_graphql_name(&plural.text) {
+            cx.error_spanned_by(&plural.lit, "`plural` must be a valid GraphQL name");
+        }
+    }
+    if let Some(collection) = &model.attrs.collection {
+        let text = &collection.text;
+        let valid = !text.is_empty()
+            && text.len() <= 120
+            && text
+                .chars()
+                .all(|c| c == '_' || c == '-' || c.is_ascii_alphanumeric())
+            && !text.starts_with("_datasync");
+        if !valid {
+            cx.error_spanned_by(
+                &collection.lit,
+                "`collection` must be 1 to 120 letters, digits, `_` or `-`, not starting with `_datasync`",
+            );
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Generation: one generated item per file, all from the checked [`Model`].
+
+mod create_input;
+mod delta;
+mod delta_list;
+mod filter;
+mod model_impl;
+mod mutate_input;
+mod mutation;
+mod object;
+mod query;
+mod result_list;
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::ast::{Field, Model};
+use crate::check;
+use crate::ctxt::Ctxt;
+
+/// Runs the derive: parse, check, then generate; on error only the errors are emitted.
+pub fn derive(input: &syn::DeriveInput) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let model = crate::ast::Model::from_input(&mut cx, input);
+    if let Some(model) = &model {
+        check::check(&mut cx, input, model);
+    }
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => Gen::new(&model).expand(),
+        (Err(err), _) => err.to_compile_error(),
+        (Ok(()), None) => TokenStream::new(),
+    }
+}
+
+/// Everything the generators share: the model, runtime paths and generated names.
+pub struct Gen<'a> {
+    pub model: &'a Model<'a>,
+    pub id: &'a Field<'a>,
+    pub data: Vec<&'a Field<'a>>,
+    /// `::datasync::__private`
+    pub rt: TokenStream,
+    /// `::datasync::__private::async_graphql`
+    pub ag: TokenStream,
+    /// The `crate = "..."` string for async-graphql derives.
+    pub ag_crate: &'static str,
+    pub type_name: String,
+    pub plural: String,
+    pub object: Ident,
+    pub delta: Ident,
+    pub delta_list: Ident,
+    pub result_list: Ident,
+    pub create_input: Ident,
+    pub mutate_input: Ident,
+    pub filter: Ident,
+    pub query: Ident,
+    pub mutation: Ident,
+}
+
+impl<'a> Gen<'a> {
+    fn new(model: &'a Model<'a>) -> Self {
+        let ident = model.ident;
+        let id = model
+            .id_field()
+            .expect("checked: the model has an id field");
+        Gen {
+            model,
+            id,
+            data: model.data_fields().collect(),
+            rt: quote!(::datasync::__private),
+            ag: quote!(::datasync::__private::async_graphql),
+            ag_crate: "::datasync::__private::async_graphql",
+            type_name: model.type_name(),
+            plural: model.plural(),
+            object: format_ident!("{}Object", ident),
+            delta: format_ident!("{}Delta", ident),
+            delta_list: format_ident!("{}DeltaList", ident),
+            result_list: format_ident!("{}ResultList", ident),
+            create_input: format_ident!("Create{}Input", ident),
+            mutate_input: format_ident!("Mutate{}Input", ident),
+            filter: format_ident!("{}Filter", ident),
+            query: format_ident!("{}Query", ident),
+            mutation: format_ident!("{}Mutation", ident),
+        }
+    }
+
+    fn expand(&self) -> TokenStream {
+        let items = [
+            model_impl::expand(self),
+            object::expand(self),
+            delta::expand(self),
+            result_list::expand(self),
+            delta_list::expand(self),
+            create_input::expand(self),
+            mutate_input::expand(self),
+            filter::expand(self),
+            query::expand(self),
+            mutation::expand(self),
+        ];
+        quote!(#(#items)*)
+    }
+
+    /// `getNote`-style operation names.
+    pub fn op(&self, verb: &str, plural: bool) -> String {
+        let noun = if plural {
+            &self.plural
+        } else {
+            &self.type_name
+        };
+        format!("{verb}{noun}")
+    }
+}

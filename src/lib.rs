@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub use datasync_core::*;
+pub use datasync_derive::DataSync;
+
+/// Everything a typical server needs, in one `use`.
+///
+/// ```
+/// use datasync::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::async_graphql::{
+        self, EmptyMutation, EmptySubscription, MaybeUndefined, MergedObject, Object, Schema, ID,
+    };
+    pub use crate::{
+        DataSync, DataSyncError, OrderByInput, PageRequest, Record, Repository, SchemaBuilderExt,
+        SortDirectionEnum, SqliteStore, Store, StoreOptions, SyncMeta, SyncToken,
+    };
+}
