@@ -214,3 +214,54 @@ impl std::ops::Deref for StoreRef {
         &*self.0
     }
 }
+
+/// A shared store is a store: lets code pick a store at run time as `Arc<dyn Store>`.
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn get<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
+        (**self).get(spec, id)
+    }
+
+    fn insert<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+        data: Document,
+    ) -> BoxFuture<'a, Result<InsertOutcome>> {
+        (**self).insert(spec, id, data)
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+        expected: i64,
+        data: Document,
+        deleted: bool,
+    ) -> BoxFuture<'a, Result<CasOutcome>> {
+        (**self).compare_and_set(spec, id, expected, data, deleted)
+    }
+
+    fn find<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        query: &'a FindQuery,
+    ) -> BoxFuture<'a, Result<FindResult>> {
+        (**self).find(spec, query)
+    }
+
+    fn sync<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        request: &'a SyncRequest,
+    ) -> BoxFuture<'a, Result<SyncPage>> {
+        (**self).sync(spec, request)
+    }
+
+    fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
+        (**self).purge_tombstones(spec)
+    }
+}

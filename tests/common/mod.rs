@@ -1,0 +1,189 @@
+//! Shared test harness: the example's models and schema, a model using every supported field
+//! type and attribute, a GraphQL runner, and the per-store instantiation macro.
+#![allow(dead_code)]
+
+#[path = "../../examples/notes/app.rs"]
+pub mod app;
+pub mod gadget;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use datasync::async_graphql::{Request, Variables};
+use datasync::prelude::*;
+use datasync::Clock;
+use serde_json::{json, Value as Json};
+
+/// The stores the conformance tests run against.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+}
+
+impl Backend {
+    /// A fresh, empty store with default options.
+    pub async fn store(self) -> Arc<dyn Store> {
+        self.store_with(StoreOptions::default()).await
+    }
+
+    /// A fresh, empty store.
+    pub async fn store_with(self, opts: StoreOptions) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite => {
+                Arc::new(SqliteStore::memory_with(opts).await.expect("sqlite store"))
+            }
+        }
+    }
+
+    /// The example schema over a fresh store.
+    pub async fn gql(self) -> Gql {
+        Gql::new(self.store().await)
+    }
+}
+
+/// Instantiates store-generic test bodies once per [`Backend`]:
+/// `store_tests!(crud_roundtrip, ...)` with `async fn crud_roundtrip(b: Backend)` in scope.
+#[macro_export]
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+pub struct ManualClock(pub Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start_ms)))
+    }
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The example schema (Note, Comment) plus the all-types model, over one store.
+pub struct Gql {
+    pub schema: app::AppSchema,
+    pub gadgets: gadget::GadgetSchema,
+    pub store: Arc<dyn Store>,
+}
+
+impl Gql {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Gql {
+            schema: app::schema(store.clone()),
+            gadgets: gadget::schema(store.clone()),
+            store,
+        }
+    }
+
+    /// The whole response as JSON.
+    pub async fn run(&self, query: &str, vars: Json) -> Json {
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        serde_json::to_value(self.schema.execute(req).await).unwrap()
+    }
+
+    /// `data`, failing the test on any error.
+    pub async fn ok(&self, query: &str, vars: Json) -> Json {
+        let resp = self.run(query, vars).await;
+        assert!(
+            resp.get("errors").is_none(),
+            "unexpected errors: {resp:#}\nquery: {query}"
+        );
+        resp["data"].clone()
+    }
+
+    /// The single error, failing the test if there is none.
+    pub async fn err(&self, query: &str, vars: Json) -> Json {
+        let resp = self.run(query, vars).await;
+        let errors = resp["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("expected an error: {resp:#}"));
+        assert_eq!(errors.len(), 1, "{resp:#}");
+        errors[0].clone()
+    }
+
+    /// The gadget schema's `data`, failing on errors.
+    pub async fn gadget_ok(&self, query: &str, vars: Json) -> Json {
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        let resp = serde_json::to_value(self.gadgets.execute(req).await).unwrap();
+        assert!(
+            resp.get("errors").is_none(),
+            "unexpected errors: {resp:#}\nquery: {query}"
+        );
+        resp["data"].clone()
+    }
+
+    /// Creates a note from `fields` (merged over defaults) and returns it.
+    pub async fn note(&self, fields: Json) -> Json {
+        let mut input = json!({"title": "t", "priority": 1, "done": false, "tags": []});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        self.ok(
+            &format!("mutation($i: CreateNoteInput!) {{ createNote(input: $i) {{ {NOTE} }} }}"),
+            json!({ "i": input }),
+        )
+        .await["createNote"]
+            .clone()
+    }
+
+    /// Ids of `findNotes(filter: ...)` in id order.
+    pub async fn find_ids(&self, filter: Json) -> Vec<String> {
+        let data = self
+            .ok(
+                "query($f: NoteFilter) { findNotes(filter: $f) { items { id } } }",
+                json!({ "f": filter }),
+            )
+            .await;
+        ids(&data["findNotes"]["items"])
+    }
+
+    /// One sync page.
+    pub async fn sync(&self, last_sync: &str, limit: Option<i32>, filter: Json) -> Json {
+        self.ok(
+            &format!(
+                "query($s: String!, $l: Int, $f: NoteFilter) {{ syncNotes(lastSync: $s, limit: $l, filter: $f) {{ lastSync hasMore limit items {{ {NOTE} _deleted }} }} }}"
+            ),
+            json!({ "s": last_sync, "l": limit, "f": filter }),
+        )
+        .await["syncNotes"]
+            .clone()
+    }
+}
+
+/// All fields of `Note`.
+pub const NOTE: &str = "id title description priority done tags _version createdAt updatedAt";
+
+/// The `extensions.code` of an error.
+pub fn code(err: &Json) -> &str {
+    err["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no code: {err:#}"))
+}
+
+/// The `id`s of a list of items.
+pub fn ids(items: &Json) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
