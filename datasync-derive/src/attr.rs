@@ -12,14 +12,16 @@ use crate::ctxt::Ctxt;
 pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict"];
 /// Field attributes.
 pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename"];
-/// Accepted `conflict` strategies.
-pub const CONFLICT_STRATEGIES: &[&str] = &["throw"];
+/// Accepted `conflict` strategies, each with the runtime type (under `__private`) that
+/// implements it.
+pub const CONFLICT_STRATEGIES: &[(&str, &str)] = &[("throw", "Throw")];
 
-/// The runtime type (under `__private`) implementing a `conflict` strategy.
+/// The runtime type implementing a (checked) `conflict` strategy.
 pub fn strategy_type(name: &str) -> syn::Ident {
-    let ty = match name {
-        _ => "Throw",
-    };
+    let ty = CONFLICT_STRATEGIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("Throw", |(_, ty)| ty);
     syn::Ident::new(ty, Span::call_site())
 }
 

@@ -101,8 +101,9 @@ fn check_fields(cx: &mut Ctxt, model: &Model<'_>) {
 
 fn check_container(cx: &mut Ctxt, model: &Model<'_>) {
     if let Some(conflict) = &model.attrs.conflict {
-        if !CONFLICT_STRATEGIES.contains(&conflict.text.as_str()) {
-            let hint = CONFLICT_STRATEGIES
+        let names: Vec<&str> = CONFLICT_STRATEGIES.iter().map(|(n, _)| *n).collect();
+        if !names.contains(&conflict.text.as_str()) {
+            let hint = names
                 .iter()
                 .find(|s| edit_distance(s, &conflict.text) <= 2)
                 .map(|s| format!("; did you mean \"{s}\"?"))
@@ -112,7 +113,7 @@ fn check_container(cx: &mut Ctxt, model: &Model<'_>) {
                 format!(
                     "unknown conflict strategy \"{}\"{hint} (expected one of: {})",
                     conflict.text,
-                    CONFLICT_STRATEGIES.join(", ")
+                    names.join(", ")
                 ),
             );
         }

@@ -437,10 +437,12 @@ impl Store for SqliteStore {
             )?;
             check_token(request.since, seq, purged_seq, purged_ms)?;
 
-            let mut sql = SqlBuf::default();
-            sql.text = format!("SELECT {COLUMNS} FROM {table} AS t WHERE ");
+            let mut sql = SqlBuf {
+                text: format!("SELECT {COLUMNS} FROM {table} AS t WHERE "),
+                params: Vec::new(),
+            };
             match request.since {
-                SyncToken::Beginning => sql.text.push_str("1"),
+                SyncToken::Beginning => sql.text.push('1'),
                 SyncToken::Seq(n) => {
                     sql.text.push_str("t.seq > ?");
                     sql.params.push(n.into());
