@@ -143,6 +143,14 @@ async fn bad_http_requests_get_graphql_error_bodies() {
         ("[1, 2]".to_string(), StatusCode::BAD_REQUEST),
         ("".to_string(), StatusCode::BAD_REQUEST),
         ("x".repeat(3 * 1024 * 1024), StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            format!(
+                "{{\"query\": \"query($f: NoteFilter) {{ findNotes(filter: $f) {{ count }} }}\", \"variables\": {{\"f\": {}{}}}}}",
+                "{\"not\": ".repeat(5000),
+                "}".repeat(5000)
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let (status, body) = post(&client, addr, body).await;
         assert_eq!(status, want);

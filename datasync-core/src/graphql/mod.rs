@@ -1,10 +1,13 @@
 //! GraphQL glue shared by every model: the page and order inputs, schema wiring, and the
-//! extension that gives every error a stable `extensions.code`.
+//! extensions that keep every request's failures well-formed.
 
-use std::sync::Arc;
+mod error_codes;
+mod input_depth;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
-use async_graphql::{Context, Enum, InputObject, Response, SchemaBuilder};
+pub use error_codes::ErrorCodes;
+pub use input_depth::{InputDepthLimit, MAX_INPUT_DEPTH};
+
+use async_graphql::{Context, Enum, InputObject, SchemaBuilder};
 
 use crate::error::DataSyncError;
 use crate::model::Model;
@@ -63,13 +66,16 @@ pub struct OrderByInput {
 /// # let _ = schema; Ok(()) }
 /// ```
 pub trait SchemaBuilderExt: Sized {
-    /// Makes `store` available to the generated resolvers and installs [`ErrorCodes`].
+    /// Makes `store` available to the generated resolvers and installs [`ErrorCodes`] and
+    /// [`InputDepthLimit`].
     fn datasync(self, store: impl Store) -> Self;
 }
 
 impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
     fn datasync(self, store: impl Store) -> Self {
-        self.data(StoreRef::new(store)).extension(ErrorCodes)
+        self.data(StoreRef::new(store))
+            .extension(ErrorCodes)
+            .extension(InputDepthLimit)
     }
 }
 
@@ -81,43 +87,5 @@ pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSync
             "the schema has no datasync store",
             "build the schema with `.datasync(store)` (datasync::SchemaBuilderExt)",
         )),
-    }
-}
-
-/// Schema extension that gives errors raised by async-graphql itself a stable code:
-/// syntax errors, validation errors (unknown fields, wrong argument types, missing required
-/// arguments) and argument coercion failures get `BAD_USER_INPUT`. Errors that already carry
-/// a code, and errors of the application's own resolvers, are left as they are.
-///
-/// Installed by [`SchemaBuilderExt::datasync`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodes)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodes {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        for error in &mut response.errors {
-            let has_code = error
-                .extensions
-                .as_ref()
-                .is_some_and(|ext| ext.get("code").is_some());
-            let input_error = error.path.is_empty()
-                || error.message.starts_with("Invalid value for argument")
-                || error.message.starts_with("Failed to parse");
-            if !has_code && input_error {
-                error
-                    .extensions
-                    .get_or_insert_with(Default::default)
-                    .set("code", "BAD_USER_INPUT");
-            }
-        }
-        response
     }
 }

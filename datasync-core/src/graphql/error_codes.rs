@@ -1,0 +1,44 @@
+//! Stable `extensions.code` for errors that async-graphql raises itself.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::Response;
+
+/// Schema extension that gives errors raised by async-graphql itself a stable code:
+/// syntax errors, validation errors (unknown fields, wrong argument types, missing required
+/// arguments) and argument coercion failures get `BAD_USER_INPUT`. Errors that already carry
+/// a code, and errors of the application's own resolvers, are left as they are.
+///
+/// Installed by [`SchemaBuilderExt::datasync`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let has_code = error
+                .extensions
+                .as_ref()
+                .is_some_and(|ext| ext.get("code").is_some());
+            let input_error = error.path.is_empty()
+                || error.message.starts_with("Invalid value for argument")
+                || error.message.starts_with("Failed to parse");
+            if !has_code && input_error {
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "BAD_USER_INPUT");
+            }
+        }
+        response
+    }
+}
