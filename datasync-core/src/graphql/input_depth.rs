@@ -77,8 +77,9 @@ fn text_nesting(query: &str) -> usize {
                 max = max.max(depth);
             }
             b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            // Comments and single-line strings end at any line terminator, `\r` included.
             b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
+                while i < bytes.len() && !matches!(bytes[i], b'\n' | b'\r') {
                     i += 1;
                 }
             }
@@ -95,7 +96,7 @@ fn text_nesting(query: &str) -> usize {
             }
             b'"' => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n' | b'\r') {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
             }
@@ -207,6 +208,8 @@ mod tests {
         assert_eq!(text_nesting("{ a(x: [1, {b: 2}]) { c } }"), 4);
         assert_eq!(text_nesting(r#"{ a(s: "{{{[[[(((") }"#), 2);
         assert_eq!(text_nesting("{ a # {{{{{\n }"), 1);
+        assert_eq!(text_nesting("#\r{{{"), 3);
+        assert_eq!(text_nesting("\"\r{{{"), 3);
         assert_eq!(text_nesting(r#"{ a(s: """ {{{ \""" {{ """) }"#), 2);
         assert_eq!(text_nesting(r#"{ a(s: "\"{{{") }"#), 2);
         assert_eq!(text_nesting("{{{"), 3);
