@@ -109,6 +109,23 @@ impl Filter {
         }
     }
 
+    /// How big the filter is: one per comparison plus one per `in` value. Stores translate
+    /// filters into one query, so requests are limited to [`Filter::MAX_WEIGHT`].
+    pub fn weight(&self) -> usize {
+        match self {
+            Filter::All => 0,
+            Filter::Cond {
+                op: Op::In(values), ..
+            } => 1 + values.len(),
+            Filter::Cond { .. } => 1,
+            Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
+            Filter::Not(inner) => inner.weight(),
+        }
+    }
+
+    /// Largest accepted [`weight`](Self::weight).
+    pub const MAX_WEIGHT: usize = 5_000;
+
     /// OR of `filters`; an empty list adds no condition.
     pub fn any_of(mut filters: Vec<Filter>) -> Filter {
         if filters.is_empty() || filters.contains(&Filter::All) {

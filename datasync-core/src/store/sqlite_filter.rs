@@ -56,30 +56,31 @@ impl SqlBuf {
     pub(crate) fn filter(&mut self, filter: &Filter) {
         match filter {
             Filter::All => self.push("1"),
-            Filter::And(parts) | Filter::Or(parts) => {
-                let joiner = if matches!(filter, Filter::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                self.push("(");
-                for (i, part) in parts.iter().enumerate() {
-                    if i > 0 {
-                        self.push(joiner);
-                    }
-                    self.filter(part);
-                }
-                if parts.is_empty() {
-                    self.push("1");
-                }
-                self.push(")");
-            }
+            Filter::And(parts) => self.balanced(parts, " AND ", "1"),
+            Filter::Or(parts) => self.balanced(parts, " OR ", "0"),
             Filter::Not(inner) => {
                 self.push("NOT (");
                 self.filter(inner);
                 self.push(")");
             }
             Filter::Cond { field, op } => self.condition(field, op),
+        }
+    }
+
+    /// `parts` joined by `joiner` as a balanced tree, so that SQLite's expression depth grows
+    /// with the logarithm of the number of parts.
+    fn balanced(&mut self, parts: &[Filter], joiner: &str, empty: &str) {
+        match parts {
+            [] => self.push(empty),
+            [one] => self.filter(one),
+            _ => {
+                let (left, right) = parts.split_at(parts.len() / 2);
+                self.push("(");
+                self.balanced(left, joiner, empty);
+                self.push(joiner);
+                self.balanced(right, joiner, empty);
+                self.push(")");
+            }
         }
     }
 
@@ -123,16 +124,13 @@ impl SqlBuf {
             Op::Ge(v) => binary(self, " >= ", v),
             Op::In(values) if values.is_empty() => self.push("0"),
             Op::In(values) => {
+                // One parameter: the values as a JSON array.
+                let list: Vec<serde_json::Value> = values.iter().map(scalar_json).collect();
                 self.push("IFNULL(");
                 self.target(x);
-                self.push(" IN (");
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        self.push(", ");
-                    }
-                    self.scalar(v);
-                }
-                self.push("), 0)");
+                self.push(" IN (SELECT value FROM json_each(");
+                self.param(SqlValue::Text(serde_json::Value::Array(list).to_string()));
+                self.push(")), 0)");
             }
             Op::Between(low, high) => {
                 self.push("IFNULL(");
@@ -194,6 +192,16 @@ impl SqlBuf {
             self.push("t.id");
             self.push(dir);
         }
+    }
+}
+
+/// A constant as JSON, the way `json_each` hands it back (booleans as 1/0, like stored ones).
+fn scalar_json(value: &Scalar) -> serde_json::Value {
+    match value {
+        Scalar::String(s) => serde_json::Value::from(s.as_str()),
+        Scalar::Int(i) => serde_json::Value::from(*i),
+        Scalar::Float(f) => serde_json::Value::from(*f),
+        Scalar::Bool(b) => serde_json::Value::from(i64::from(*b)),
     }
 }
 
