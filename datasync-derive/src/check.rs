@@ -18,7 +18,15 @@ const RESERVED_NAMES: &[&str] = &[
     "not",
 ];
 /// Rust field names the generated types use themselves.
-const RESERVED_IDENTS: &[&str] = &["_version", "_deleted", "_created_at", "_updated_at"];
+const RESERVED_IDENTS: &[&str] = &[
+    "_version",
+    "_deleted",
+    "_created_at",
+    "_updated_at",
+    "and",
+    "or",
+    "not",
+];
 
 pub fn check(cx: &mut Ctxt, input: &syn::DeriveInput, model: &Model<'_>) {
     if !input.generics.params.is_empty() {
@@ -83,6 +91,8 @@ fn check_fields(cx: &mut Ctxt, model: &Model<'_>) {
                     RESERVED_NAMES.join(", ")
                 ),
             );
+        } else if name.starts_with('_') {
+            span_of(cx, format!("`{name}`: field names starting with `_` are reserved for datasync metadata; rename the field or use `#[datasync(rename = \"...\")]`"));
         } else if name == "id" {
             span_of(
                 cx,

@@ -54,3 +54,24 @@ pub fn schema(store: impl Store) -> GadgetSchema {
         .datasync(store)
         .finish()
 }
+
+/// Field names that collide with names generated code might use.
+#[derive(DataSync, Clone, Debug, PartialEq)]
+pub struct Awkward {
+    #[datasync(id)]
+    pub rec: String,
+    pub data: String,
+    pub doc: Option<String>,
+    pub input: i32,
+    pub ctx: bool,
+    pub page: Vec<String>,
+    pub delta: Option<i64>,
+    pub patch: f64,
+    pub r#type: String,
+    pub filter: String,
+    pub limit: i32,
+    pub spec: String,
+    pub meta: String,
+    #[datasync(rename = "isNot")]
+    pub is_not: bool,
+}

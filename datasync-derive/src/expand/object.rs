@@ -34,7 +34,7 @@ pub fn output_type(g: &Gen<'_>, ident: &syn::Ident, gql_name: &str, deleted: boo
                 #[graphql(name = "_deleted")]
                 pub _deleted: bool,
             ),
-            quote!(_deleted: rec.meta.deleted,),
+            quote!(_deleted: __datasync_meta.deleted,),
         )
     } else {
         (quote!(), quote!())
@@ -74,14 +74,16 @@ pub fn output_type(g: &Gen<'_>, ident: &syn::Ident, gql_name: &str, deleted: boo
         }
 
         impl ::core::convert::From<#rt::Record<#model_ident>> for #ident {
-            fn from(rec: #rt::Record<#model_ident>) -> Self {
-                let #model_ident { #id_ident, #(#idents,)* } = rec.data;
+            fn from(__datasync_record: #rt::Record<#model_ident>) -> Self {
+                // Split first: the model's own field names must not shadow anything used below.
+                let #rt::Record { data: __datasync_data, meta: __datasync_meta } = __datasync_record;
+                let #model_ident { #id_ident, #(#idents,)* } = __datasync_data;
                 #ident {
                     id: #ag::ID(::std::string::ToString::to_string(<_ as #rt::IdField>::as_id(&#id_ident))),
                     #(#idents,)*
-                    _version: rec.meta.version,
-                    _created_at: #rt::millis_text(rec.meta.created_at),
-                    _updated_at: #rt::millis_text(rec.meta.updated_at),
+                    _version: __datasync_meta.version,
+                    _created_at: #rt::millis_text(__datasync_meta.created_at),
+                    _updated_at: #rt::millis_text(__datasync_meta.updated_at),
                     #deleted_value
                 }
             }
