@@ -75,11 +75,22 @@ pub struct SyncRequest {
     pub limit: u32,
 }
 
+/// One change in a sync page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncItem {
+    /// The record's current state (possibly a tombstone).
+    pub record: StoredRecord,
+    /// Whether it matches the request's filter. A changed record that no longer matches
+    /// must still reach a filtered client, which then drops it.
+    pub matches: bool,
+}
+
 /// A page of changes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncPage {
-    /// Changed records (tombstones included), in change order.
-    pub items: Vec<StoredRecord>,
+    /// Changed records (tombstones included), in change order. From the beginning only
+    /// matching records; after a token every change, flagged.
+    pub items: Vec<SyncItem>,
     /// The token to send next time.
     pub next: SyncToken,
     /// More changes are waiting: call again now with `next`.

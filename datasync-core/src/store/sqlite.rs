@@ -20,7 +20,7 @@ use super::{BoxFuture, CasOutcome, InsertOutcome, Store, StoreOptions, StoredRec
 use crate::error::{DataSyncError, Result};
 use crate::meta::SyncMeta;
 use crate::model::{Document, ModelSpec};
-use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
+use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
 use crate::token::SyncToken;
 
 /// A store in one SQLite database file, or in memory.
@@ -268,24 +268,8 @@ fn purge(tx: &Transaction<'_>, collection: &str, cutoff: i64) -> rusqlite::Resul
     Ok(purged.len() as u64)
 }
 
-/// `SYNC_EXPIRED` unless the client's token is still good: it must not predate the newest
-/// purged tombstone, and (for server cursors) must not be ahead of every write ever made.
-fn check_token(since: SyncToken, seq: i64, purged_seq: i64, purged_ms: i64) -> Step<()> {
-    let expired = match since {
-        SyncToken::Beginning => false,
-        SyncToken::Seq(n) => n < purged_seq || n > seq,
-        SyncToken::Millis(ms) => ms < purged_ms,
-    };
-    if expired {
-        return Err(Failure::Domain(DataSyncError::SyncExpired {
-            message: format!(
-                "lastSync {since} is too old: deleted records it has not seen were purged \
-                 (or it does not come from this server); drop the local copy and sync again \
-                 from \"0\""
-            ),
-        }));
-    }
-    Ok(())
+fn check_token(since: &SyncToken, seq: i64, purged_seq: i64, purged_ms: i64) -> Step<()> {
+    super::check_token(since, seq, purged_seq, purged_ms).map_err(Failure::Domain)
 }
 
 impl Store for SqliteStore {
@@ -435,15 +419,23 @@ impl Store for SqliteStore {
                 params![spec.collection],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
-            check_token(request.since, seq, purged_seq, purged_ms)?;
+            check_token(&request.since, seq, purged_seq, purged_ms)?;
 
+            // From the beginning only matching records; after a token every change, with
+            // whether it still matches (a record that left the filter must reach the client).
             let mut sql = SqlBuf {
-                text: format!("SELECT {COLUMNS} FROM {table} AS t WHERE "),
+                text: format!("SELECT {COLUMNS}, "),
                 params: Vec::new(),
             };
             match request.since {
                 SyncToken::Beginning => sql.text.push('1'),
-                SyncToken::Seq(n) => {
+                _ => sql.filter(&request.filter),
+            }
+            sql.text.push_str(&format!(" FROM {table} AS t WHERE "));
+            match request.since {
+                SyncToken::Beginning => sql.filter(&request.filter),
+                // One writer at a time: nothing is ever pending here.
+                SyncToken::Seq { seq: n, .. } => {
                     sql.text.push_str("t.seq > ?");
                     sql.params.push(n.into());
                 }
@@ -452,14 +444,16 @@ impl Store for SqliteStore {
                     sql.params.push(ms.into());
                 }
             }
-            sql.text.push_str(" AND ");
-            sql.filter(&request.filter);
             sql.text.push_str(" ORDER BY t.seq LIMIT ?");
             sql.params.push((i64::from(request.limit) + 1).into());
             let mut rows = {
                 let mut stmt = tx.prepare(&sql.text)?;
                 let rows =
-                    stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), read_row)?;
+                    stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
+                        let (record, seq) = read_row(row)?;
+                        let matches = row.get::<_, Option<i64>>(7)?.unwrap_or(0) != 0;
+                        Ok((SyncItem { record, matches }, seq))
+                    })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.commit()?;
@@ -469,11 +463,11 @@ impl Store for SqliteStore {
             // With more to come, continue after the last row sent; otherwise everything up to
             // the counter (read in the same transaction) has been seen.
             let next = match (has_more, rows.last()) {
-                (true, Some((_, last_seq))) => SyncToken::Seq(*last_seq),
-                _ => SyncToken::Seq(seq),
+                (true, Some((_, last_seq))) => SyncToken::seq(*last_seq),
+                _ => SyncToken::seq(seq),
             };
             Ok(SyncPage {
-                items: rows.into_iter().map(|(rec, _)| rec).collect(),
+                items: rows.into_iter().map(|(item, _)| item).collect(),
                 next,
                 has_more,
             })
