@@ -227,17 +227,34 @@ async fn tombstone_cannot_be_updated_or_deleted(b: Backend) {
         json!({}),
     )
     .await;
-    for (op, version) in [("updateNote", 2), ("updateNote", 1), ("deleteNote", 2)] {
+    for version in [1, 2, 3] {
         let err = g
-            .err(
-                &format!("mutation {{ {op}(input: {{id: \"t1\", _version: {version}, title: \"back\"}}) {{ id }} }}"),
-                json!({}),
-            )
+            .err(&format!("mutation {{ updateNote(input: {{id: \"t1\", _version: {version}, title: \"back\"}}) {{ id }} }}"), json!({}))
             .await;
-        assert_eq!(code(&err), "NOT_FOUND", "{op} v{version}");
+        assert_eq!(code(&err), "NOT_FOUND", "update v{version}");
+    }
+    // A retried delete (same base version) succeeds without writing again.
+    let again = g
+        .ok(
+            "mutation { deleteNote(input: {id: \"t1\", _version: 1}) { _version } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(again["deleteNote"]["_version"], 2);
+    // Any other base version learns of the delete through CONFLICT.
+    for version in [2, 5] {
+        let err = g
+            .err(&format!("mutation {{ deleteNote(input: {{id: \"t1\", _version: {version}}}) {{ id }} }}"), json!({}))
+            .await;
+        assert_eq!(code(&err), "CONFLICT", "delete v{version}");
+        assert_eq!(
+            err["extensions"]["conflictInfo"]["serverState"]["_deleted"],
+            true
+        );
+        assert_eq!(err["extensions"]["conflictInfo"]["operation"], "delete");
     }
     let page = g.sync("0", None, json!(null)).await;
-    assert_eq!(page["items"][0]["_version"], 2);
+    assert_eq!(page["items"][0]["_version"], 2, "nothing was written");
     assert_eq!(page["items"][0]["title"], "t");
 }
 
@@ -359,6 +376,71 @@ async fn repository_without_graphql(b: Backend) {
     assert_eq!(delta.items.len(), 1);
     assert!(delta.items[0].meta.deleted);
     assert!(!delta.has_more);
+    let retried = notes.delete("r1", 2).await.unwrap();
+    assert_eq!(
+        retried.meta.version, 3,
+        "a retried delete returns the tombstone"
+    );
     let err = notes.delete("r1", 3).await.unwrap_err();
+    assert_eq!(err.code(), "CONFLICT");
+    let err = notes
+        .update(MutateNoteInput {
+            id: "r1".into(),
+            _version: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn awkward_field_names_work() {
+    use common::gadget::{Awkward, AwkwardFilter, CreateAwkwardInput, MutateAwkwardInput};
+    use datasync::async_graphql::MaybeUndefined;
+    use datasync::{StringInput, SyncToken};
+
+    let store = Backend::Sqlite.store().await;
+    let repo = Awkward::repository(&store);
+    let input = CreateAwkwardInput {
+        id: Some("k".into()),
+        data: "d".into(),
+        doc: None,
+        input: 1,
+        ctx: true,
+        page: vec!["p".into()],
+        delta: Some(2),
+        patch: 0.5,
+        r#type: "t".into(),
+        filter: "f".into(),
+        limit: 3,
+        spec: "s".into(),
+        meta: "m".into(),
+        is_not: false,
+    };
+    let created = repo.create(input).await.unwrap();
+    assert_eq!(created.data.rec, "k");
+    let patch = MutateAwkwardInput {
+        id: "k".into(),
+        _version: 1,
+        r#type: MaybeUndefined::Value("u".into()),
+        ..Default::default()
+    };
+    assert_eq!(repo.update(patch).await.unwrap().data.r#type, "u");
+    let f = AwkwardFilter {
+        r#type: Some(StringInput {
+            eq: Some("u".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(repo.find(Some(&f), None, None).await.unwrap().count, 1);
+    assert_eq!(
+        repo.sync(SyncToken::ZERO, Some(&f), 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }

@@ -160,6 +160,18 @@ async fn schema_without_a_store_reports_internal() {
 }
 
 #[tokio::test]
+async fn a_store_added_as_plain_data_is_found() {
+    let schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data("x".to_string())
+        .data(SqliteStore::memory().await.unwrap())
+        .finish();
+    let resp = schema
+        .execute(r#"mutation { createNote(input: {title: "T", priority: 1, done: false, tags: []}) { _version } }"#)
+        .await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+}
+
+#[tokio::test]
 async fn request_errors_get_bad_user_input() {
     let g = Backend::Sqlite.gql().await;
     for query in [

@@ -160,6 +160,10 @@ impl<M: Model> Repository<M> {
 
     /// Soft-deletes the record: it becomes a tombstone with a new version, kept for the
     /// store's retention so that syncing clients learn of the delete.
+    ///
+    /// Deleting a tombstone with the version the delete was based on (a retried delete)
+    /// returns the tombstone and writes nothing; with another version it is a `CONFLICT`
+    /// whose `serverState` shows `_deleted: true`.
     pub async fn delete(&self, id: &str, version: i64) -> Result<Record<M>> {
         let parts = MutateParts {
             id: id.to_owned(),
@@ -176,7 +180,8 @@ impl<M: Model> Repository<M> {
     }
 
     /// Changes after `since` (tombstones included), at most `limit` (1..=1000), optionally
-    /// only records matching `filter`.
+    /// only records matching `filter`. With a filter, a record that changed and no longer
+    /// matches is delivered as deleted (`meta.deleted`): the client must drop its copy.
     pub async fn sync(
         &self,
         since: SyncToken,
@@ -190,8 +195,14 @@ impl<M: Model> Repository<M> {
             limit,
         };
         let page = self.store.sync(Self::spec(), &request).await?;
+        let items = page.items.into_iter().map(|item| {
+            let mut record = item.record;
+            // Changed and no longer matching: for this client the record is gone.
+            record.meta.deleted |= !item.matches;
+            decode(record)
+        });
         Ok(Delta {
-            items: page.items.into_iter().map(decode).collect::<Result<_>>()?,
+            items: items.collect::<Result<_>>()?,
             last_sync: page.next,
             has_more: page.has_more,
             limit,
@@ -217,6 +228,16 @@ impl<M: Model> Repository<M> {
         for _ in 0..MAX_CAS_ATTEMPTS {
             let current = match self.store.get(spec, &id).await? {
                 Some(rec) if rec.meta.is_live() => rec,
+                // Deleting what is already deleted: a retry of the delete that made this
+                // tombstone succeeds without writing again; any other base version learns
+                // of the delete through `CONFLICT`.
+                Some(tomb) if op == Operation::Delete => {
+                    return if tomb.meta.version == base + 1 {
+                        decode(tomb)
+                    } else {
+                        Err(conflict_error(op, &tomb, client_state(), &patch))
+                    };
+                }
                 _ => return Err(DataSyncError::NotFound { id }),
             };
             let data = if current.meta.version == base {
@@ -316,7 +337,17 @@ where
 }
 
 fn to_filter<M: Model>(filter: Option<&M::Filter>) -> Result<Filter> {
-    filter.map_or(Ok(Filter::All), ModelFilter::to_filter)
+    let filter = filter.map_or(Ok(Filter::All), ModelFilter::to_filter)?;
+    if filter.weight() > Filter::MAX_WEIGHT {
+        return Err(DataSyncError::bad_input(
+            "filter",
+            format!(
+                "the filter is too large: at most {} conditions and `in` values in all",
+                Filter::MAX_WEIGHT
+            ),
+        ));
+    }
+    Ok(filter)
 }
 
 /// Resolves `orderBy.field` to a sort key: `id`, `createdAt`, `updatedAt`, `_version`, or a

@@ -15,29 +15,51 @@ use crate::error::DataSyncError;
 /// - `"0"` or `""`: from the beginning;
 /// - a plain decimal number (`"1592634899084"`): changes after that many milliseconds since
 ///   the Unix epoch (accepted for clients that track time themselves);
-/// - `"s<n>"` (`"s42"`): a cursor the server handed out; clients treat it as opaque.
+/// - `"s<n>"` (`"s42"`): a cursor the server handed out; clients treat it as opaque. A store
+///   whose writers can commit out of sequence order (MongoDB with several server processes)
+///   appends the positions at or below `n` that were still being written: `"s42.39.40"`.
 ///
 /// ```
 /// use datasync_core::SyncToken;
 /// assert_eq!(SyncToken::parse("0").unwrap(), SyncToken::ZERO);
 /// assert_eq!(SyncToken::parse("1592634899084").unwrap(), SyncToken::Millis(1592634899084));
-/// let t = SyncToken::Seq(42);
+/// let t = SyncToken::seq(42);
 /// assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
+/// let t = SyncToken::Seq { seq: 42, pending: vec![39, 40] };
+/// assert_eq!(t.to_string(), "s42.39.40");
+/// assert_eq!(SyncToken::parse("s42.39.40").unwrap(), t);
 /// assert!(SyncToken::parse("yesterday").is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SyncToken {
     /// From the beginning: every record, tombstones included.
     Beginning,
     /// Changes whose `updatedAt` is after this many milliseconds since the epoch.
     Millis(i64),
-    /// Changes after this position of the collection's change sequence.
-    Seq(i64),
+    /// Changes after position `seq` of the collection's change sequence, plus the positions
+    /// in `pending` (each below `seq`) that the client may not have seen yet.
+    Seq {
+        /// Every change at or below this position has been delivered, except `pending`.
+        seq: i64,
+        /// Positions still being written when the token was made, ascending.
+        pending: Vec<i64>,
+    },
 }
 
 impl SyncToken {
     /// The token of a client that has never synced.
     pub const ZERO: SyncToken = SyncToken::Beginning;
+
+    /// Most pending positions a token may carry.
+    pub const MAX_PENDING: usize = 10_000;
+
+    /// A cursor after position `seq` with nothing pending.
+    pub fn seq(seq: i64) -> SyncToken {
+        SyncToken::Seq {
+            seq,
+            pending: Vec::new(),
+        }
+    }
 
     /// Parses the text a client sent as `lastSync`.
     ///
@@ -63,7 +85,16 @@ impl SyncToken {
             digits.parse::<i64>().map_err(|_| bad())
         };
         match text.strip_prefix('s') {
-            Some(rest) => Ok(SyncToken::Seq(number(rest)?)),
+            Some(rest) => {
+                let mut parts = rest.split('.');
+                let seq = number(parts.next().unwrap_or_default())?;
+                let pending = parts.map(number).collect::<Result<Vec<_>, _>>()?;
+                let ordered = pending.windows(2).all(|w| w[0] < w[1]);
+                if pending.len() > Self::MAX_PENDING || !ordered || pending.last() > Some(&seq) {
+                    return Err(bad());
+                }
+                Ok(SyncToken::Seq { seq, pending })
+            }
             None => match number(text)? {
                 0 => Ok(SyncToken::Beginning),
                 ms => Ok(SyncToken::Millis(ms)),
@@ -77,7 +108,10 @@ impl fmt::Display for SyncToken {
         match self {
             SyncToken::Beginning => f.write_str("0"),
             SyncToken::Millis(ms) => write!(f, "{ms}"),
-            SyncToken::Seq(seq) => write!(f, "s{seq}"),
+            SyncToken::Seq { seq, pending } => {
+                write!(f, "s{seq}")?;
+                pending.iter().try_for_each(|p| write!(f, ".{p}"))
+            }
         }
     }
 }
@@ -91,8 +125,12 @@ mod tests {
         for t in [
             SyncToken::Beginning,
             SyncToken::Millis(7),
-            SyncToken::Seq(0),
-            SyncToken::Seq(9),
+            SyncToken::seq(0),
+            SyncToken::seq(9),
+            SyncToken::Seq {
+                seq: 9,
+                pending: vec![1, 9],
+            },
         ] {
             assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
         }
@@ -107,6 +145,10 @@ mod tests {
             "99999999999999999999",
             "abc",
             "S1",
+            "s5.",
+            "s5.6",
+            "s5.3.2",
+            "s5..3",
         ] {
             let err = SyncToken::parse(bad).unwrap_err();
             assert_eq!(err.code(), "BAD_USER_INPUT", "{bad}");

@@ -80,9 +80,19 @@ impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
 }
 
 /// The repository of `M` over the store registered with [`SchemaBuilderExt::datasync`].
+///
+/// A store added with plain `.data(store)` is found too (for the stores of this crate), but
+/// only `.datasync(store)` also installs the extensions that keep errors well-formed.
 pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
-    match ctx.data_opt::<StoreRef>() {
-        Some(store) => Ok(Repository::from_ref(store.clone())),
+    if let Some(store) = ctx.data_opt::<StoreRef>() {
+        return Ok(Repository::from_ref(store.clone()));
+    }
+    #[cfg(feature = "sqlite")]
+    if let Some(store) = ctx.data_opt::<crate::SqliteStore>() {
+        return Ok(Repository::new(store.clone()));
+    }
+    match None::<StoreRef> {
+        Some(store) => Ok(Repository::from_ref(store)),
         None => Err(DataSyncError::internal(
             "the schema has no datasync store",
             "build the schema with `.datasync(store)` (datasync::SchemaBuilderExt)",

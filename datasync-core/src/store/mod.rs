@@ -19,10 +19,40 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::Result;
+use crate::error::{DataSyncError, Result};
 use crate::meta::SyncMeta;
 use crate::model::{Document, ModelSpec};
 use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
+use crate::token::SyncToken;
+
+/// `SYNC_EXPIRED` unless `since` is still good for a collection whose change counter is at
+/// `seq` and whose purge watermark is (`purged_seq`, `purged_ms`): the client must have seen
+/// every purged tombstone, and a cursor must not be ahead of every change ever made (then it
+/// comes from another database).
+pub(crate) fn check_token(
+    since: &SyncToken,
+    seq: i64,
+    purged_seq: i64,
+    purged_ms: i64,
+) -> Result<()> {
+    let expired = match since {
+        SyncToken::Beginning => false,
+        SyncToken::Seq { seq: n, pending } => {
+            *n < purged_seq || *n > seq || pending.first().is_some_and(|p| *p <= purged_seq)
+        }
+        SyncToken::Millis(ms) => *ms < purged_ms,
+    };
+    if expired {
+        return Err(DataSyncError::SyncExpired {
+            message: format!(
+                "lastSync {since} is too old: deleted records it has not seen were purged \
+                 (or it does not come from this server); drop the local copy and sync again \
+                 from \"0\""
+            ),
+        });
+    }
+    Ok(())
+}
 
 /// A boxed `Send` future, as returned by [`Store`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
