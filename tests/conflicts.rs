@@ -137,23 +137,35 @@ async fn concurrent_delete_and_updates_have_one_winner(b: Backend) {
             let g = Arc::clone(&g);
             let op = if i % 2 == 0 { "deleteNote" } else { "updateNote" };
             tokio::spawn(async move {
-                g.run(&format!("mutation {{ {op}(input: {{id: \"hot\", _version: 1, priority: {i}}}) {{ _version }} }}"), json!({}))
-                    .await
+                let resp = g
+                    .run(&format!("mutation {{ {op}(input: {{id: \"hot\", _version: 1, priority: {i}}}) {{ _version }} }}"), json!({}))
+                    .await;
+                (op, resp)
             })
         })
         .collect();
-    let mut ok = 0;
+    let mut succeeded = Vec::new();
     for task in tasks {
-        let resp = task.await.unwrap();
+        let (op, resp) = task.await.unwrap();
         match resp.get("errors") {
-            None => ok += 1,
+            None => {
+                assert_eq!(resp["data"][op]["_version"], 2, "{resp}");
+                succeeded.push(op);
+            }
             Some(errors) => assert!(
                 ["CONFLICT", "NOT_FOUND"].contains(&code(&errors[0])),
                 "{resp}"
             ),
         }
     }
-    assert_eq!(ok, 1);
+    // Exactly one write happened: one update, or deletes (the same delete, repeated, is
+    // answered with the tombstone it made).
+    assert!(!succeeded.is_empty());
+    assert!(
+        succeeded.len() == 1 || succeeded.iter().all(|op| *op == "deleteNote"),
+        "{succeeded:?}"
+    );
     let page = g.sync("0", None, json!(null)).await;
     assert_eq!(page["items"][0]["_version"], 2);
+    assert_eq!(page["items"][0]["_deleted"], succeeded[0] == "deleteNote");
 }

@@ -297,7 +297,7 @@ async fn malformed_arguments(b: Backend) {
 }
 
 async fn expired_tokens_get_sync_expired(b: Backend) {
-    let clock = ManualClock::new(1_700_000_000_000);
+    let clock = ManualClock::now();
     let opts = StoreOptions::default()
         .tombstone_retention(Duration::from_secs(2))
         .clock(clock.clone());

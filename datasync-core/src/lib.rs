@@ -7,7 +7,7 @@
 //! - [`token`]: the `lastSync` cursor ([`SyncToken`]);
 //! - [`filter`]: GraphQLCRUD filter inputs and the store-neutral [`Filter`] tree;
 //! - [`conflict`]: conflict detection and strategies;
-//! - [`store`]: the [`Store`] trait and its implementations ([`SqliteStore`]);
+//! - [`store`]: the [`Store`] trait and its implementations ([`SqliteStore`], [`MongoStore`]);
 //! - [`repository`]: the typed [`Repository`] that runs every operation against a store;
 //! - [`graphql`]: shared GraphQL inputs, error codes and schema wiring.
 //!
@@ -40,6 +40,8 @@ pub use model::{
 };
 pub use query::{FindQuery, Order, OrderField, SyncPage, SyncRequest};
 pub use repository::{Delta, Page, Repository};
+#[cfg(feature = "mongodb")]
+pub use store::mongo::MongoStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;
 pub use store::{CasOutcome, InsertOutcome, Store, StoreOptions, StoreRef, StoredRecord};

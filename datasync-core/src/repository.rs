@@ -264,7 +264,7 @@ impl<M: Model> Repository<M> {
             let deleted = op == Operation::Delete;
             match self
                 .store
-                .compare_and_set(spec, &id, current.meta.version, data, deleted)
+                .compare_and_set(spec, &current, data, deleted)
                 .await?
             {
                 CasOutcome::Written(rec) => {

@@ -18,6 +18,31 @@ use serde_json::{json, Value as Json};
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
     Sqlite,
+    /// MongoDB at `MONGODB_URI` (scripts/test starts a wire-protocol test server); each store
+    /// gets a database of its own.
+    Mongo,
+}
+
+/// `MONGODB_URI`; the MongoDB tests fail (never skip) without it.
+pub fn mongodb_uri() -> String {
+    std::env::var("MONGODB_URI").unwrap_or_else(|_| {
+        panic!("MONGODB_URI is not set: run the tests with scripts/test, which starts a MongoDB test server, or point MONGODB_URI at a MongoDB")
+    })
+}
+
+/// A database name no other test uses.
+pub fn fresh_database() -> String {
+    static NEXT: AtomicI64 = AtomicI64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "dstest_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst),
+        nanos
+    )
 }
 
 impl Backend {
@@ -32,6 +57,11 @@ impl Backend {
             Backend::Sqlite => {
                 Arc::new(SqliteStore::memory_with(opts).await.expect("sqlite store"))
             }
+            Backend::Mongo => Arc::new(
+                datasync::MongoStore::connect_with(&mongodb_uri(), &fresh_database(), opts)
+                    .await
+                    .expect("MongoDB at MONGODB_URI"),
+            ),
         }
     }
 
@@ -54,6 +84,14 @@ macro_rules! store_tests {
                 }
             )*
         }
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Mongo).await
+                }
+            )*
+        }
     };
 }
 
@@ -62,8 +100,9 @@ macro_rules! store_tests {
 pub struct ManualClock(pub Arc<AtomicI64>);
 
 impl ManualClock {
-    pub fn new(start_ms: i64) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(start_ms)))
+    /// Starts at the real time (so server-side TTL indexes see sensible dates).
+    pub fn now() -> Self {
+        ManualClock(Arc::new(AtomicI64::new(datasync::SystemClock.now_millis())))
     }
     pub fn advance(&self, ms: i64) {
         self.0.fetch_add(ms, Ordering::SeqCst);

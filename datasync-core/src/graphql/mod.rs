@@ -91,11 +91,12 @@ pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSync
     if let Some(store) = ctx.data_opt::<crate::SqliteStore>() {
         return Ok(Repository::new(store.clone()));
     }
-    match None::<StoreRef> {
-        Some(store) => Ok(Repository::from_ref(store)),
-        None => Err(DataSyncError::internal(
-            "the schema has no datasync store",
-            "build the schema with `.datasync(store)` (datasync::SchemaBuilderExt)",
-        )),
+    #[cfg(feature = "mongodb")]
+    if let Some(store) = ctx.data_opt::<crate::MongoStore>() {
+        return Ok(Repository::new(store.clone()));
     }
+    Err(DataSyncError::internal(
+        "the schema has no datasync store",
+        "build the schema with `.datasync(store)` (datasync::SchemaBuilderExt)",
+    ))
 }

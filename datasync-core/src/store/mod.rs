@@ -6,6 +6,10 @@
 //! filtered/ordered/paged reads, and change-ordered sync pages. Conflict handling, patching
 //! and validation happen above it, so every store behaves the same.
 
+#[cfg(feature = "mongodb")]
+pub mod mongo;
+#[cfg(feature = "mongodb")]
+mod mongo_filter;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -171,7 +175,7 @@ impl StoreOptions {
 /// conformance tests check:
 /// - `insert` and `compare_and_set` take the collection's next change sequence number in the
 ///   same atomic step as the write, so that sequence order is commit order;
-/// - `compare_and_set` writes only if the stored version equals `expected`, and sets
+/// - `compare_and_set` writes only if the stored version equals the expected one, and sets
 ///   `version = expected + 1`;
 /// - `sync` returns changes strictly after the token in sequence order, and a token that lets
 ///   the client continue without missing a committed write.
@@ -191,12 +195,12 @@ pub trait Store: Send + Sync + 'static {
         data: Document,
     ) -> BoxFuture<'a, Result<InsertOutcome>>;
 
-    /// Replaces data and tombstone flag if and only if the stored version is `expected`.
+    /// Replaces data and tombstone flag of the record `expected` describes, if and only if
+    /// its stored version is still `expected.meta.version`.
     fn compare_and_set<'a>(
         &'a self,
         spec: &'static ModelSpec,
-        id: &'a str,
-        expected: i64,
+        expected: &'a StoredRecord,
         data: Document,
         deleted: bool,
     ) -> BoxFuture<'a, Result<CasOutcome>>;
@@ -267,12 +271,11 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn compare_and_set<'a>(
         &'a self,
         spec: &'static ModelSpec,
-        id: &'a str,
-        expected: i64,
+        expected: &'a StoredRecord,
         data: Document,
         deleted: bool,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        (**self).compare_and_set(spec, id, expected, data, deleted)
+        (**self).compare_and_set(spec, expected, data, deleted)
     }
 
     fn find<'a>(

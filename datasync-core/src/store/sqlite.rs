@@ -323,12 +323,11 @@ impl Store for SqliteStore {
     fn compare_and_set<'a>(
         &'a self,
         spec: &'static ModelSpec,
-        id: &'a str,
-        expected: i64,
+        expected: &'a StoredRecord,
         data: Document,
         deleted: bool,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        let id = id.to_owned();
+        let (id, expected) = (expected.id.clone(), expected.meta.version);
         Box::pin(self.blocking(Some(spec), move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&data)?;

@@ -1,0 +1,702 @@
+//! The production store: MongoDB through the official driver.
+//!
+//! One collection per model; `_id` is the record id and the sync metadata lives beside the
+//! data fields (`_version`, `_deleted`, `createdAt`, `updatedAt`, plus `_seq`, the change
+//! position, and `_expireAt` on tombstones). A bookkeeping collection `_datasync_collections`
+//! holds one counter document per collection: the change counter, the newest timestamp handed
+//! out, the purge watermark, and the reservations of writes in flight.
+//!
+//! Several server processes may write to one database, each with its own clock, and MongoDB
+//! makes single-document writes visible in no particular order. The sync cursor therefore
+//! comes from the database, and a reader never moves it past a position that may still be
+//! written: see `docs/sync.md` ("MongoDB").
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde_json::Value as Json;
+
+use super::mongo_filter;
+use super::{BoxFuture, CasOutcome, InsertOutcome, Store, StoreOptions, StoredRecord};
+use crate::error::{DataSyncError, Result};
+use crate::filter::Filter;
+use crate::meta::SyncMeta;
+use crate::model::{Document as Data, ModelSpec};
+use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
+use crate::token::SyncToken;
+
+const COUNTERS: &str = "_datasync_collections";
+/// A reservation older than this belongs to a writer that died; readers stop waiting for it.
+const RESERVATION_TIMEOUT_MS: i64 = 60_000;
+/// Keys of a stored document that are not data fields.
+const META_KEYS: [&str; 7] = [
+    "_id",
+    "_version",
+    "_deleted",
+    "createdAt",
+    "updatedAt",
+    "_seq",
+    "_expireAt",
+];
+
+/// A store in a MongoDB database.
+///
+/// Cheap to clone: clones share the driver's connection pool. The driver reconnects on its
+/// own: while MongoDB is unreachable operations fail with `INTERNAL`, and succeed again once
+/// it is back.
+///
+/// ```no_run
+/// # async fn demo() -> datasync_core::Result<()> {
+/// use datasync_core::MongoStore;
+/// let store = MongoStore::connect("mongodb://localhost:27017", "notes").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MongoStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    opts: StoreOptions,
+    /// Collections whose indexes and counter document exist.
+    ready: Mutex<HashSet<&'static str>>,
+}
+
+impl std::fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("database", &self.inner.db.name())
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A sequence number taken for one write, and the reservation that announces it.
+struct Reservation {
+    key: String,
+    seq: i64,
+    ms: i64,
+}
+
+impl MongoStore {
+    /// Connects to `uri` and uses `database`, with default options.
+    pub async fn connect(uri: &str, database: &str) -> Result<Self> {
+        Self::connect_with(uri, database, StoreOptions::default()).await
+    }
+
+    /// Connects to `uri` and uses `database`. Fails with `INTERNAL` if the server cannot be
+    /// reached within the server selection timeout (5 s unless the URI sets one).
+    pub async fn connect_with(uri: &str, database: &str, opts: StoreOptions) -> Result<Self> {
+        let mut options = ClientOptions::parse(uri)
+            .await
+            .map_err(|e| DataSyncError::internal("invalid MongoDB connection string", e))?;
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
+        options
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(5));
+        let client = Client::with_options(options)
+            .map_err(|e| DataSyncError::internal("cannot create the MongoDB client", e))?;
+        let store = Self::from_database(client.database(database), opts);
+        store
+            .inner
+            .db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| DataSyncError::internal("cannot reach MongoDB", e))?;
+        Ok(store)
+    }
+
+    /// Uses an existing driver database handle (custom client options, sessions, ...).
+    pub fn from_database(db: Database, opts: StoreOptions) -> Self {
+        MongoStore {
+            inner: Arc::new(Inner {
+                db,
+                opts,
+                ready: Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    fn data(&self, spec: &ModelSpec) -> Collection<Document> {
+        self.inner.db.collection(spec.collection)
+    }
+
+    fn counters(&self) -> Collection<Document> {
+        self.inner.db.collection(COUNTERS)
+    }
+
+    /// Creates the collection's indexes and counter document, once per process (again after
+    /// a failure). Index creation is idempotent.
+    async fn ensure(&self, spec: &'static ModelSpec) -> Result<()> {
+        if self
+            .inner
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(spec.collection)
+        {
+            return Ok(());
+        }
+        let coll = self.data(spec);
+        let indexes = [
+            IndexModel::builder().keys(doc! { "_seq": 1 }).build(),
+            IndexModel::builder().keys(doc! { "_deleted": 1 }).build(),
+            IndexModel::builder()
+                .keys(doc! { "_expireAt": 1 })
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(self.ttl_grace())
+                        .build(),
+                )
+                .build(),
+        ];
+        for index in indexes {
+            if let Err(e) = coll.create_index(index).await {
+                // An index with other options (say, a changed retention) stays as it is.
+                if !matches!(*e.kind, ErrorKind::Command(ref c) if c.code == 85 || c.code == 86) {
+                    return Err(db_error(e));
+                }
+                tracing::warn!(target: "datasync", "keeping an existing index on {}: {e}", spec.collection);
+            }
+        }
+        self.counters()
+            .update_one(
+                doc! { "_id": spec.collection },
+                doc! { "$setOnInsert": { "seq": 0i64, "lastMs": 0i64, "purgedSeq": 0i64, "purgedMs": 0i64 } },
+            )
+            .upsert(true)
+            .await
+            .map_err(db_error)?;
+        self.inner
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.collection);
+        Ok(())
+    }
+
+    /// How long after `_expireAt` the TTL index removes a tombstone on its own: a backstop
+    /// for collections nobody syncs. datasync's purge (run by every sync) removes tombstones
+    /// at `_expireAt` and records them in the purge watermark first.
+    fn ttl_grace(&self) -> Duration {
+        self.inner
+            .opts
+            .retention()
+            .max(Duration::from_secs(24 * 3600))
+    }
+
+    /// Takes the next sequence number and announces it: the reservation says "a position
+    /// above `lo` and at most the counter may still be written".
+    async fn reserve(&self, spec: &ModelSpec) -> Result<Reservation> {
+        let counters = self.counters();
+        let current = counters
+            .find_one(doc! { "_id": spec.collection })
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| {
+                DataSyncError::internal("the MongoDB store failed", "counter document missing")
+            })?;
+        let lo = int(current.get("seq")).unwrap_or(0);
+        let now = self.inner.opts.now_millis();
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        let mut set = Document::new();
+        set.insert(format!("res.{key}"), doc! { "lo": lo, "at": now });
+        let counter = counters
+            .find_one_and_update(
+                doc! { "_id": spec.collection },
+                doc! { "$inc": { "seq": 1i64 }, "$max": { "lastMs": now }, "$set": set },
+            )
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| {
+                DataSyncError::internal("the MongoDB store failed", "counter document missing")
+            })?;
+        Ok(Reservation {
+            key,
+            seq: int(counter.get("seq")).unwrap_or(0),
+            ms: int(counter.get("lastMs")).unwrap_or(now),
+        })
+    }
+
+    /// Withdraws a reservation once its write is done (or failed). If this fails, readers
+    /// wait for the reservation until it times out, which costs duplicates, never changes.
+    async fn release(&self, spec: &ModelSpec, reservation: &Reservation) {
+        let mut unset = Document::new();
+        unset.insert(format!("res.{}", reservation.key), "");
+        if let Err(e) = self
+            .counters()
+            .update_one(doc! { "_id": spec.collection }, doc! { "$unset": unset })
+            .await
+        {
+            tracing::warn!(target: "datasync", "cannot withdraw a write reservation: {e}");
+        }
+    }
+
+    async fn get_record(&self, spec: &'static ModelSpec, id: &str) -> Result<Option<StoredRecord>> {
+        let found = self
+            .data(spec)
+            .find_one(doc! { "_id": id })
+            .await
+            .map_err(db_error)?;
+        found.map(|d| decode(d).map(|(rec, _)| rec)).transpose()
+    }
+
+    /// Deletes tombstones past their expiry, raising the purge watermark first.
+    async fn purge(&self, spec: &'static ModelSpec) -> Result<u64> {
+        let coll = self.data(spec);
+        let now = BsonDateTime::from_millis(self.inner.opts.now_millis());
+        let due = doc! { "_deleted": true, "_expireAt": { "$lte": now } };
+        let Some(newest) = coll
+            .find_one(due.clone())
+            .sort(doc! { "_seq": -1 })
+            .await
+            .map_err(db_error)?
+        else {
+            return Ok(0);
+        };
+        let (seq, ms) = (
+            int(newest.get("_seq")).unwrap_or(0),
+            int(newest.get("updatedAt")).unwrap_or(0),
+        );
+        self.counters()
+            .update_one(
+                doc! { "_id": spec.collection },
+                doc! { "$max": { "purgedSeq": seq, "purgedMs": ms } },
+            )
+            .await
+            .map_err(db_error)?;
+        let mut filter = due;
+        filter.insert("_seq", doc! { "$lte": seq });
+        let deleted = coll.delete_many(filter).await.map_err(db_error)?;
+        Ok(deleted.deleted_count)
+    }
+
+    async fn sync_page(&self, spec: &'static ModelSpec, request: &SyncRequest) -> Result<SyncPage> {
+        self.purge(spec).await?;
+        let counter = self
+            .counters()
+            .find_one(doc! { "_id": spec.collection })
+            .await
+            .map_err(db_error)?
+            .unwrap_or_default();
+        let top = int(counter.get("seq")).unwrap_or(0);
+        super::check_token(
+            &request.since,
+            top,
+            int(counter.get("purgedSeq")).unwrap_or(0),
+            int(counter.get("purgedMs")).unwrap_or(0),
+        )?;
+        let in_flight = self.in_flight(spec, &counter, top).await;
+
+        // Only positions up to `top` (read above): a later position may belong to a write
+        // that began after that read and is not announced in `in_flight`.
+        let upto = doc! { "_seq": { "$lte": top } };
+        let (cursor, pending, query) = match &request.since {
+            SyncToken::Beginning => (
+                0,
+                Vec::new(),
+                doc! { "$and": [upto, mongo_filter::query(&request.filter)] },
+            ),
+            SyncToken::Millis(ms) => (
+                0,
+                Vec::new(),
+                doc! { "$and": [upto, { "updatedAt": { "$gt": ms } }] },
+            ),
+            SyncToken::Seq { seq, pending } => (
+                *seq,
+                pending.clone(),
+                doc! { "$or": [
+                    { "_seq": { "$gt": seq, "$lte": top } },
+                    { "_seq": { "$in": pending.clone() } },
+                ] },
+            ),
+        };
+        let limit = i64::from(request.limit);
+        let docs: Vec<Document> = self
+            .data(spec)
+            .find(query)
+            .sort(doc! { "_seq": 1 })
+            .limit(limit + 1)
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        let mut rows = docs.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let has_more = rows.len() > request.limit as usize;
+        rows.truncate(request.limit as usize);
+
+        let matching = self.matching(spec, request, &rows).await?;
+        let returned: HashSet<i64> = rows.iter().map(|(_, seq)| *seq).collect();
+        let last = rows.last().map_or(cursor, |(_, seq)| *seq);
+        let next_cursor = if has_more {
+            cursor.max(last)
+        } else {
+            top.max(cursor)
+        };
+        // Still owed: positions of the old token not reached on this page, and positions up
+        // to the new cursor whose writes are in flight and were not returned.
+        let mut owed: BTreeSet<i64> = pending
+            .iter()
+            .copied()
+            .filter(|p| has_more && *p > last)
+            .collect();
+        owed.extend(
+            in_flight
+                .iter()
+                .copied()
+                .filter(|p| *p <= next_cursor && !returned.contains(p)),
+        );
+        if owed.len() > SyncToken::MAX_PENDING {
+            return Err(DataSyncError::internal(
+                "too many writes in flight to sync now; try again shortly",
+                format!("{} pending positions in {}", owed.len(), spec.collection),
+            ));
+        }
+        Ok(SyncPage {
+            items: rows
+                .into_iter()
+                .map(|(record, _)| {
+                    let matches = matching.as_ref().is_none_or(|m| m.contains(&record.id));
+                    SyncItem { record, matches }
+                })
+                .collect(),
+            next: SyncToken::Seq {
+                seq: next_cursor,
+                pending: owed.into_iter().collect(),
+            },
+            has_more,
+        })
+    }
+
+    /// Ids on the page that match the request's filter (`None`: all of them do).
+    async fn matching(
+        &self,
+        spec: &'static ModelSpec,
+        request: &SyncRequest,
+        rows: &[(StoredRecord, i64)],
+    ) -> Result<Option<HashSet<String>>> {
+        if request.filter == Filter::All || request.since == SyncToken::Beginning || rows.is_empty()
+        {
+            return Ok(None);
+        }
+        let ids: Vec<&str> = rows.iter().map(|(r, _)| r.id.as_str()).collect();
+        let query =
+            doc! { "$and": [{ "_id": { "$in": ids } }, mongo_filter::query(&request.filter)] };
+        let found: Vec<Document> = self
+            .data(spec)
+            .find(query)
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)?;
+        Ok(Some(
+            found
+                .iter()
+                .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+                .collect(),
+        ))
+    }
+
+    /// Positions that may still be written: for each live reservation, everything above its
+    /// `lo` up to `top`. Timed-out reservations are dropped from the counter document.
+    async fn in_flight(&self, spec: &ModelSpec, counter: &Document, top: i64) -> BTreeSet<i64> {
+        let now = self.inner.opts.now_millis();
+        let mut positions = BTreeSet::new();
+        let mut dead = Document::new();
+        if let Ok(reservations) = counter.get_document("res") {
+            for (key, r) in reservations {
+                let Some(r) = r.as_document() else { continue };
+                let (lo, at) = (int(r.get("lo")).unwrap_or(0), int(r.get("at")).unwrap_or(0));
+                if now - at > RESERVATION_TIMEOUT_MS {
+                    dead.insert(format!("res.{key}"), "");
+                } else {
+                    positions.extend((lo + 1)..=top);
+                }
+            }
+        }
+        if !dead.is_empty() {
+            let _ = self
+                .counters()
+                .update_one(doc! { "_id": spec.collection }, doc! { "$unset": dead })
+                .await;
+        }
+        positions
+    }
+
+    async fn insert_record(
+        &self,
+        spec: &'static ModelSpec,
+        id: &str,
+        data: Data,
+    ) -> Result<InsertOutcome> {
+        let r = self.reserve(spec).await?;
+        let mut document = to_bson_document(&data);
+        document.insert("_id", id);
+        document.insert("_version", 1i64);
+        document.insert("_deleted", false);
+        document.insert("createdAt", r.ms);
+        document.insert("updatedAt", r.ms);
+        document.insert("_seq", r.seq);
+        let inserted = self.data(spec).insert_one(document).await;
+        self.release(spec, &r).await;
+        match inserted {
+            Ok(_) => Ok(InsertOutcome::Inserted(StoredRecord {
+                id: id.to_owned(),
+                data,
+                meta: SyncMeta {
+                    version: 1,
+                    created_at: r.ms,
+                    updated_at: r.ms,
+                    deleted: false,
+                },
+            })),
+            Err(e) if is_duplicate_key(&e) => match self.get_record(spec, id).await? {
+                Some(existing) => Ok(InsertOutcome::Exists(existing)),
+                None => Err(DataSyncError::internal("the MongoDB store failed", e)),
+            },
+            Err(e) => Err(db_error(e)),
+        }
+    }
+
+    async fn cas_record(
+        &self,
+        spec: &'static ModelSpec,
+        expected: &StoredRecord,
+        data: Data,
+        deleted: bool,
+    ) -> Result<CasOutcome> {
+        let r = self.reserve(spec).await?;
+        // The whole document is replaced (the data plus fresh metadata): a restored tombstone
+        // thereby loses its expiry, and every value keeps its BSON type.
+        let mut document = to_bson_document(&data);
+        document.insert("_id", expected.id.as_str());
+        document.insert("_version", expected.meta.version + 1);
+        document.insert("_deleted", deleted);
+        document.insert("createdAt", expected.meta.created_at);
+        document.insert("updatedAt", r.ms);
+        document.insert("_seq", r.seq);
+        if deleted {
+            let retention =
+                i64::try_from(self.inner.opts.retention().as_millis()).unwrap_or(i64::MAX);
+            document.insert(
+                "_expireAt",
+                BsonDateTime::from_millis(r.ms.saturating_add(retention)),
+            );
+        }
+        let written = self
+            .data(spec)
+            .find_one_and_replace(
+                doc! { "_id": expected.id.as_str(), "_version": expected.meta.version },
+                document,
+            )
+            .return_document(ReturnDocument::After)
+            .await;
+        self.release(spec, &r).await;
+        match written.map_err(db_error)? {
+            Some(doc) => Ok(CasOutcome::Written(decode(doc)?.0)),
+            None => Ok(CasOutcome::Stale(
+                self.get_record(spec, &expected.id).await?,
+            )),
+        }
+    }
+
+    async fn find_records(
+        &self,
+        spec: &'static ModelSpec,
+        query: &FindQuery,
+    ) -> Result<FindResult> {
+        let filter =
+            doc! { "$and": [{ "_deleted": { "$ne": true } }, mongo_filter::query(&query.filter)] };
+        let coll = self.data(spec);
+        let count = coll
+            .count_documents(filter.clone())
+            .await
+            .map_err(db_error)?;
+        // MongoDB reads `limit(0)` as "no limit".
+        let items = if query.limit == Some(0) {
+            Vec::new()
+        } else {
+            let mut find = coll
+                .find(filter)
+                .sort(mongo_filter::sort(&query.order))
+                .skip(query.offset);
+            if let Some(limit) = query.limit {
+                find = find.limit(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+            let docs: Vec<Document> = find
+                .await
+                .map_err(db_error)?
+                .try_collect()
+                .await
+                .map_err(db_error)?;
+            docs.into_iter()
+                .map(|d| decode(d).map(|(rec, _)| rec))
+                .collect::<Result<_>>()?
+        };
+        Ok(FindResult { items, count })
+    }
+}
+
+impl Store for MongoStore {
+    fn get<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.get_record(spec, id).await
+        })
+    }
+
+    fn insert<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        id: &'a str,
+        data: Data,
+    ) -> BoxFuture<'a, Result<InsertOutcome>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.insert_record(spec, id, data).await
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        expected: &'a StoredRecord,
+        data: Data,
+        deleted: bool,
+    ) -> BoxFuture<'a, Result<CasOutcome>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.cas_record(spec, expected, data, deleted).await
+        })
+    }
+
+    fn find<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        query: &'a FindQuery,
+    ) -> BoxFuture<'a, Result<FindResult>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.find_records(spec, query).await
+        })
+    }
+
+    fn sync<'a>(
+        &'a self,
+        spec: &'static ModelSpec,
+        request: &'a SyncRequest,
+    ) -> BoxFuture<'a, Result<SyncPage>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.sync_page(spec, request).await
+        })
+    }
+
+    fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.purge(spec).await
+        })
+    }
+}
+
+fn db_error(e: mongodb::error::Error) -> DataSyncError {
+    DataSyncError::internal("the MongoDB store failed", e)
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    matches!(&*e.kind, ErrorKind::Write(WriteFailure::WriteError(w)) if w.code == 11000)
+        || matches!(&*e.kind, ErrorKind::Command(c) if c.code == 11000)
+}
+
+/// Reads a number leniently: servers may hand back Int32 or Double where Int64 was written.
+fn int(value: Option<&Bson>) -> Option<i64> {
+    match value? {
+        Bson::Int32(i) => Some(i64::from(*i)),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
+        _ => None,
+    }
+}
+
+/// A stored document as a record, and its change position.
+fn decode(mut doc: Document) -> Result<(StoredRecord, i64)> {
+    let id = match doc.get("_id") {
+        Some(Bson::String(s)) => s.clone(),
+        Some(Bson::ObjectId(o)) => o.to_hex(),
+        other => {
+            return Err(DataSyncError::internal(
+                "a stored record has no usable id",
+                format!("_id = {other:?}"),
+            ))
+        }
+    };
+    let meta = SyncMeta {
+        version: int(doc.get("_version")).unwrap_or(0),
+        created_at: int(doc.get("createdAt")).unwrap_or(0),
+        updated_at: int(doc.get("updatedAt")).unwrap_or(0),
+        deleted: match doc.get("_deleted") {
+            Some(Bson::Boolean(b)) => *b,
+            other => int(other).is_some_and(|i| i != 0),
+        },
+    };
+    let seq = int(doc.get("_seq")).unwrap_or(0);
+    for key in META_KEYS {
+        doc.remove(key);
+    }
+    let data = doc.into_iter().map(|(k, v)| (k, to_json(v))).collect();
+    Ok((StoredRecord { id, data, meta }, seq))
+}
+
+fn to_bson_document(data: &Data) -> Document {
+    data.iter().map(|(k, v)| (k.clone(), to_bson(v))).collect()
+}
+
+fn to_bson(value: &Json) -> Bson {
+    match value {
+        Json::Null => Bson::Null,
+        Json::Bool(b) => Bson::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Bson::Int64(i),
+            None => Bson::Double(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Bson::String(s.clone()),
+        Json::Array(items) => Bson::Array(items.iter().map(to_bson).collect()),
+        Json::Object(map) => {
+            Bson::Document(map.iter().map(|(k, v)| (k.clone(), to_bson(v))).collect())
+        }
+    }
+}
+
+fn to_json(value: Bson) -> Json {
+    match value {
+        Bson::Null | Bson::Undefined => Json::Null,
+        Bson::Boolean(b) => Json::Bool(b),
+        Bson::Int32(i) => Json::from(i),
+        Bson::Int64(i) => Json::from(i),
+        Bson::Double(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+        Bson::String(s) => Json::String(s),
+        Bson::Array(items) => Json::Array(items.into_iter().map(to_json).collect()),
+        Bson::Document(d) => Json::Object(d.into_iter().map(|(k, v)| (k, to_json(v))).collect()),
+        Bson::DateTime(dt) => Json::String(dt.try_to_rfc3339_string().unwrap_or_default()),
+        Bson::ObjectId(o) => Json::String(o.to_hex()),
+        other => Json::String(other.to_string()),
+    }
+}
