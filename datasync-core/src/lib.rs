@@ -38,6 +38,9 @@ pub use meta::{Record, SyncMeta};
 pub use model::{
     Document, FieldKind, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts, ScalarKind,
 };
+/// The official MongoDB driver, for building clients ([`MongoStore::from_database`]).
+#[cfg(feature = "mongodb")]
+pub use mongodb;
 pub use query::{FindQuery, Order, OrderField, SyncPage, SyncRequest};
 pub use repository::{Delta, Page, Repository};
 #[cfg(feature = "mongodb")]

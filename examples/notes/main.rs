@@ -1,26 +1,40 @@
 //! Quick start: `cargo run --example notes`, then open http://localhost:4000/.
 //!
 //! - `NOTES_DB`: SQLite file (default `./notes.db`)
+//! - `MONGODB_URI`: use MongoDB instead (e.g. `mongodb://localhost:27017`), database
+//!   `MONGODB_DB` (default `notes`)
 //! - `PORT`: HTTP port (default 4000)
 
 mod app;
 
 use datasync::prelude::*;
+use datasync::MongoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let db = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p
             .parse()
             .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 4000,
     };
-    let store = SqliteStore::open(&db).await?;
-    let router = app::router(app::schema(store));
+    let (schema, data) = match std::env::var("MONGODB_URI") {
+        Ok(uri) => {
+            let db = std::env::var("MONGODB_DB").unwrap_or_else(|_| "notes".into());
+            let store = MongoStore::connect(&uri, &db).await?;
+            (app::schema(store), format!("MongoDB database {db:?}"))
+        }
+        Err(_) => {
+            let file = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
+            let store = SqliteStore::open(&file).await?;
+            (app::schema(store), format!("SQLite file {file}"))
+        }
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
-    println!("datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at POST /graphql), data in {db}");
-    axum::serve(listener, router)
+    println!(
+        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at POST /graphql), data in {data}"
+    );
+    axum::serve(listener, app::router(schema))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -201,26 +201,23 @@ impl MongoStore {
         let current = counters
             .find_one(doc! { "_id": spec.collection })
             .await
-            .map_err(db_error)?
-            .ok_or_else(|| {
-                DataSyncError::internal("the MongoDB store failed", "counter document missing")
-            })?;
-        let lo = int(current.get("seq")).unwrap_or(0);
+            .map_err(db_error)?;
+        let lo = current.and_then(|c| int(c.get("seq"))).unwrap_or(0);
         let now = self.inner.opts.now_millis();
         let key = uuid::Uuid::new_v4().simple().to_string();
         let mut set = Document::new();
         set.insert(format!("res.{key}"), doc! { "lo": lo, "at": now });
+        // Upsert: a counter that vanished (a replaced server) starts again at zero.
         let counter = counters
             .find_one_and_update(
                 doc! { "_id": spec.collection },
                 doc! { "$inc": { "seq": 1i64 }, "$max": { "lastMs": now }, "$set": set },
             )
+            .upsert(true)
             .return_document(ReturnDocument::After)
             .await
             .map_err(db_error)?
-            .ok_or_else(|| {
-                DataSyncError::internal("the MongoDB store failed", "counter document missing")
-            })?;
+            .unwrap_or_default();
         Ok(Reservation {
             key,
             seq: int(counter.get("seq")).unwrap_or(0),
@@ -550,16 +547,39 @@ impl MongoStore {
     }
 }
 
+impl MongoStore {
+    /// Runs one operation after making sure the collection is set up. A failure forgets
+    /// that it was, so the next operation sets it up again (say, on a replaced server).
+    async fn run<T>(
+        &self,
+        spec: &'static ModelSpec,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.ensure(spec).await?;
+        let result = op.await;
+        if matches!(result, Err(DataSyncError::Internal { .. })) {
+            self.inner
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(spec.collection);
+        }
+        result
+    }
+
+    /// The driver's database handle.
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+}
+
 impl Store for MongoStore {
     fn get<'a>(
         &'a self,
         spec: &'static ModelSpec,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.get_record(spec, id).await
-        })
+        Box::pin(self.run(spec, self.get_record(spec, id)))
     }
 
     fn insert<'a>(
@@ -568,10 +588,7 @@ impl Store for MongoStore {
         id: &'a str,
         data: Data,
     ) -> BoxFuture<'a, Result<InsertOutcome>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.insert_record(spec, id, data).await
-        })
+        Box::pin(self.run(spec, self.insert_record(spec, id, data)))
     }
 
     fn compare_and_set<'a>(
@@ -581,10 +598,7 @@ impl Store for MongoStore {
         data: Data,
         deleted: bool,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.cas_record(spec, expected, data, deleted).await
-        })
+        Box::pin(self.run(spec, self.cas_record(spec, expected, data, deleted)))
     }
 
     fn find<'a>(
@@ -592,10 +606,7 @@ impl Store for MongoStore {
         spec: &'static ModelSpec,
         query: &'a FindQuery,
     ) -> BoxFuture<'a, Result<FindResult>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.find_records(spec, query).await
-        })
+        Box::pin(self.run(spec, self.find_records(spec, query)))
     }
 
     fn sync<'a>(
@@ -603,17 +614,11 @@ impl Store for MongoStore {
         spec: &'static ModelSpec,
         request: &'a SyncRequest,
     ) -> BoxFuture<'a, Result<SyncPage>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.sync_page(spec, request).await
-        })
+        Box::pin(self.run(spec, self.sync_page(spec, request)))
     }
 
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            self.ensure(spec).await?;
-            self.purge(spec).await
-        })
+        Box::pin(self.run(spec, self.purge(spec)))
     }
 }
 

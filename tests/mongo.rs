@@ -1,0 +1,222 @@
+//! MongoDB-only behaviour: outages, index setup, several server processes on one database.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{code, fresh_database, mongodb_uri, Gql, ManualClock};
+use datasync::mongodb::bson::doc;
+use datasync::{MongoStore, Store, StoreOptions};
+use serde_json::{json, Value as Json};
+
+fn server(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg("scripts/mongo-test-server")
+        .args(args)
+        .output()
+        .expect("run scripts/mongo-test-server");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_gives_internal_and_the_process_recovers() {
+    // A server of our own, so that stopping it disturbs no other test.
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap();
+    let started = server(&["start", dir]);
+    let port = started.trim().rsplit(':').next().unwrap().to_owned();
+    let uri =
+        format!("mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=1000&connectTimeoutMS=1000");
+    let store = MongoStore::connect(&uri, "outage").await.unwrap();
+    let g = Gql::new(Arc::new(store));
+    let create = |i: usize| {
+        format!("mutation {{ createNote(input: {{id: \"n{i}\", title: \"t\", priority: 1, done: false, tags: []}}) {{ id }} }}")
+    };
+
+    for i in 0..3 {
+        g.ok(&create(i), json!({})).await;
+    }
+    server(&["stop", dir]);
+    for i in 3..6 {
+        let err = g.err(&create(i), json!({})).await;
+        assert_eq!(code(&err), "INTERNAL", "{err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            !message.contains("127.0.0.1") && !message.contains(&port),
+            "no internals leak: {message}"
+        );
+        let err = g
+            .err("{ syncNotes(lastSync: \"0\") { lastSync } }", json!({}))
+            .await;
+        assert_eq!(code(&err), "INTERNAL");
+    }
+    // Back on the same port (empty: the test server keeps data in memory).
+    server(&["start", dir, &port]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut i = 100;
+    loop {
+        let resp = g.run(&create(i), json!({})).await;
+        if resp.get("errors").is_none() {
+            break;
+        }
+        assert_eq!(code(&resp["errors"][0]), "INTERNAL", "{resp}");
+        assert!(Instant::now() < deadline, "did not recover: {resp}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        i += 1;
+    }
+    let page = g
+        .ok("{ syncNotes(lastSync: \"0\") { items { id } } }", json!({}))
+        .await;
+    assert_eq!(page["syncNotes"]["items"].as_array().unwrap().len(), 1);
+    server(&["stop", dir]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_are_created_once_and_idempotently() {
+    let db = fresh_database();
+    for _ in 0..2 {
+        // A second process (or a restart) runs the same setup again without error.
+        let store = MongoStore::connect(&mongodb_uri(), &db).await.unwrap();
+        let g = Gql::new(Arc::new(store.clone()));
+        g.note(json!({})).await;
+        use futures_util::TryStreamExt;
+        let indexes: Vec<_> = store
+            .database()
+            .collection::<datasync::mongodb::bson::Document>("notes")
+            .list_indexes()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        for wanted in [
+            doc! {"_seq": 1},
+            doc! {"_deleted": 1},
+            doc! {"_expireAt": 1},
+        ] {
+            let found = indexes.iter().find(|i| i.keys == wanted);
+            assert!(found.is_some(), "{wanted} in {indexes:?}");
+            if wanted.contains_key("_expireAt") {
+                let ttl = found.unwrap().options.as_ref().and_then(|o| o.expire_after);
+                assert!(
+                    ttl.is_some(),
+                    "the _expireAt index is a TTL index: {found:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Several independent stores (think: server processes) with skewed clocks share one
+/// database; writers race while a client syncs in small pages. The client's replica must
+/// end equal to the server's state, and no record's version may go backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_processes_with_skewed_clocks_never_lose_a_change() {
+    let db = fresh_database();
+    let mut stores = Vec::new();
+    for skew in [0i64, -5_000, 7_000] {
+        let clock = ManualClock::now();
+        clock.advance(skew);
+        let opts = StoreOptions::default().clock(clock);
+        let store: Arc<dyn Store> = Arc::new(
+            MongoStore::connect_with(&mongodb_uri(), &db, opts)
+                .await
+                .unwrap(),
+        );
+        stores.push(Gql::new(store));
+    }
+    let stores = Arc::new(stores);
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let stores = Arc::clone(&stores);
+            tokio::spawn(async move {
+                let g = &stores[w];
+                for i in 0..15 {
+                    let id = format!("w{w}-{}", i % 5);
+                    let resp = g
+                        .run("mutation($i: CreateNoteInput!) { createNote(input: $i) { _version } }", json!({"i": {"id": id, "title": "t", "priority": i, "done": false, "tags": []}}))
+                        .await;
+                    if resp.get("errors").is_some() {
+                        // Exists: update it at whatever version it has now.
+                        let got = g.ok(&format!("{{ getNote(id: \"{id}\") {{ _version }} }}"), json!({})).await;
+                        if let Some(v) = got["getNote"]["_version"].as_i64() {
+                            let op = if i % 4 == 3 { "deleteNote" } else { "updateNote" };
+                            g.run(&format!("mutation {{ {op}(input: {{id: \"{id}\", _version: {v}, priority: {i}}}) {{ id }} }}"), json!({})).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let reader = &stores[1];
+    let (mut replica, mut token, mut pages) =
+        (BTreeMap::<String, (i64, bool)>::new(), "0".to_owned(), 0);
+    let apply = |items: &Json, replica: &mut BTreeMap<String, (i64, bool)>| {
+        for item in items.as_array().unwrap() {
+            let id = item["id"].as_str().unwrap().to_owned();
+            let version = item["_version"].as_i64().unwrap();
+            let deleted = item["_deleted"].as_bool().unwrap();
+            let entry = replica.entry(id.clone()).or_insert((version, deleted));
+            assert!(
+                version >= entry.0,
+                "{id}: version went back from {} to {version}",
+                entry.0
+            );
+            *entry = (version, deleted);
+        }
+    };
+    let mut done = false;
+    while !done {
+        done = writers.iter().all(|w| w.is_finished());
+        loop {
+            let page = reader.sync(&token, Some(3), json!(null)).await;
+            apply(&page["items"], &mut replica);
+            token = page["lastSync"].as_str().unwrap().to_owned();
+            pages += 1;
+            if page["hasMore"] == false {
+                break;
+            }
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    loop {
+        let page = reader.sync(&token, Some(3), json!(null)).await;
+        apply(&page["items"], &mut replica);
+        token = page["lastSync"].as_str().unwrap().to_owned();
+        if page["hasMore"] == false {
+            break;
+        }
+    }
+    // The truth, read fresh from the beginning through another process.
+    let mut truth = BTreeMap::new();
+    let mut t = "0".to_owned();
+    loop {
+        let page = stores[2].sync(&t, Some(1000), json!(null)).await;
+        apply(&page["items"], &mut truth);
+        t = page["lastSync"].as_str().unwrap().to_owned();
+        if page["hasMore"] == false {
+            break;
+        }
+    }
+    assert_eq!(truth.len(), 15);
+    assert_eq!(replica, truth, "after {pages} pages");
+    // Quiet now: nothing pending, nothing new.
+    let page = reader.sync(&token, Some(3), json!(null)).await;
+    assert_eq!(page["items"], json!([]));
+    assert!(
+        !page["lastSync"].as_str().unwrap().contains('.'),
+        "no pending positions left: {}",
+        page["lastSync"]
+    );
+}
