@@ -350,6 +350,25 @@ async fn expired_tokens_get_sync_expired(b: Backend) {
         replica(fresh["items"].as_array().unwrap()),
         BTreeMap::from([("b".into(), (2, true)), ("c".into(), (1, false))])
     );
+    // A client starting over from "0" after the purge pages through without being expired by
+    // it (it never held what the purge removed), even in pages of one.
+    let (items, token, _) = drain(&g, "0", 1, json!(null)).await;
+    assert_eq!(replica(&items).len(), 2);
+    // ... and a later purge it has not seen expires it again only if it removed something
+    // after its cursor: here a tombstone it already received.
+    g.ok(
+        "mutation { deleteNote(input: {id: \"c\", _version: 1}) { id } }",
+        json!({}),
+    )
+    .await;
+    let (_, token, _) = drain(&g, &token, 1, json!(null)).await;
+    clock.advance(2_500);
+    let page = g.ok(q, json!({"s": token})).await;
+    assert_eq!(
+        page["syncNotes"]["items"],
+        json!([]),
+        "tombstones it had seen were purged: no need to resync"
+    );
     // A token the server never handed out (from another database, say) is expired too.
     let err = g.err(q, json!({"s": "s999"})).await;
     assert_eq!(code(&err), "SYNC_EXPIRED");

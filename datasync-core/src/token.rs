@@ -15,9 +15,11 @@ use crate::error::DataSyncError;
 /// - `"0"` or `""`: from the beginning;
 /// - a plain decimal number (`"1592634899084"`): changes after that many milliseconds since
 ///   the Unix epoch (accepted for clients that track time themselves);
-/// - `"s<n>"` (`"s42"`): a cursor the server handed out; clients treat it as opaque. A store
-///   whose writers can commit out of sequence order (MongoDB with several server processes)
-///   appends the positions at or below `n` that were still being written: `"s42.39.40"`.
+/// - `"s<n>[p<a>.<b>...][w<m>]"` (`"s42"`, `"s42p39.40w7"`): a cursor the server handed out;
+///   clients treat it as opaque. `n` is the position delivered up to; `p` lists positions at
+///   or below `n` whose writes were still in flight (a store whose writers commit out of
+///   order, MongoDB); `w` is the tombstone purge watermark the client was last checked
+///   against.
 ///
 /// ```
 /// use datasync_core::SyncToken;
@@ -25,9 +27,9 @@ use crate::error::DataSyncError;
 /// assert_eq!(SyncToken::parse("1592634899084").unwrap(), SyncToken::Millis(1592634899084));
 /// let t = SyncToken::seq(42);
 /// assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
-/// let t = SyncToken::Seq { seq: 42, pending: vec![39, 40] };
-/// assert_eq!(t.to_string(), "s42.39.40");
-/// assert_eq!(SyncToken::parse("s42.39.40").unwrap(), t);
+/// let t = SyncToken::Seq { seq: 42, pending: vec![39, 40], watermark: 7 };
+/// assert_eq!(t.to_string(), "s42p39.40w7");
+/// assert_eq!(SyncToken::parse("s42p39.40w7").unwrap(), t);
 /// assert!(SyncToken::parse("yesterday").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +45,9 @@ pub enum SyncToken {
         seq: i64,
         /// Positions still being written when the token was made, ascending.
         pending: Vec<i64>,
+        /// The purge watermark when the token was made: purges up to it cannot have
+        /// removed anything this client still holds.
+        watermark: i64,
     },
 }
 
@@ -53,11 +58,12 @@ impl SyncToken {
     /// Most pending positions a token may carry.
     pub const MAX_PENDING: usize = 10_000;
 
-    /// A cursor after position `seq` with nothing pending.
+    /// A cursor after position `seq` with nothing pending (and no purge known).
     pub fn seq(seq: i64) -> SyncToken {
         SyncToken::Seq {
             seq,
             pending: Vec::new(),
+            watermark: 0,
         }
     }
 
@@ -86,14 +92,26 @@ impl SyncToken {
         };
         match text.strip_prefix('s') {
             Some(rest) => {
-                let mut parts = rest.split('.');
-                let seq = number(parts.next().unwrap_or_default())?;
-                let pending = parts.map(number).collect::<Result<Vec<_>, _>>()?;
+                let (rest, watermark) = match rest.split_once('w') {
+                    Some((rest, w)) => (rest, number(w)?),
+                    None => (rest, 0),
+                };
+                let (seq, pending) = match rest.split_once('p') {
+                    Some((seq, list)) => (
+                        number(seq)?,
+                        list.split('.').map(number).collect::<Result<Vec<_>, _>>()?,
+                    ),
+                    None => (number(rest)?, Vec::new()),
+                };
                 let ordered = pending.windows(2).all(|w| w[0] < w[1]);
                 if pending.len() > Self::MAX_PENDING || !ordered || pending.last() > Some(&seq) {
                     return Err(bad());
                 }
-                Ok(SyncToken::Seq { seq, pending })
+                Ok(SyncToken::Seq {
+                    seq,
+                    pending,
+                    watermark,
+                })
             }
             None => match number(text)? {
                 0 => Ok(SyncToken::Beginning),
@@ -108,9 +126,19 @@ impl fmt::Display for SyncToken {
         match self {
             SyncToken::Beginning => f.write_str("0"),
             SyncToken::Millis(ms) => write!(f, "{ms}"),
-            SyncToken::Seq { seq, pending } => {
+            SyncToken::Seq {
+                seq,
+                pending,
+                watermark,
+            } => {
                 write!(f, "s{seq}")?;
-                pending.iter().try_for_each(|p| write!(f, ".{p}"))
+                for (i, p) in pending.iter().enumerate() {
+                    write!(f, "{}{p}", if i == 0 { 'p' } else { '.' })?;
+                }
+                if *watermark > 0 {
+                    write!(f, "w{watermark}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -130,6 +158,17 @@ mod tests {
             SyncToken::Seq {
                 seq: 9,
                 pending: vec![1, 9],
+                watermark: 0,
+            },
+            SyncToken::Seq {
+                seq: 9,
+                pending: vec![3],
+                watermark: 12,
+            },
+            SyncToken::Seq {
+                seq: 9,
+                pending: vec![],
+                watermark: 2,
             },
         ] {
             assert_eq!(SyncToken::parse(&t.to_string()).unwrap(), t);
@@ -145,10 +184,14 @@ mod tests {
             "99999999999999999999",
             "abc",
             "S1",
-            "s5.",
-            "s5.6",
-            "s5.3.2",
-            "s5..3",
+            "s5p",
+            "s5p6",
+            "s5p3.2",
+            "s5p.3",
+            "s5.3",
+            "s5w",
+            "s5wp1",
+            "s5w1p1",
         ] {
             let err = SyncToken::parse(bad).unwrap_err();
             assert_eq!(err.code(), "BAD_USER_INPUT", "{bad}");

@@ -30,9 +30,13 @@ use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
 use crate::token::SyncToken;
 
 /// `SYNC_EXPIRED` unless `since` is still good for a collection whose change counter is at
-/// `seq` and whose purge watermark is (`purged_seq`, `purged_ms`): the client must have seen
-/// every purged tombstone, and a cursor must not be ahead of every change ever made (then it
-/// comes from another database).
+/// `seq` and whose purge watermark is (`purged_seq`, `purged_ms`).
+///
+/// The rule is exact: a client is expired when a purge it has not been checked against (the
+/// watermark moved past the one in its token) removed a tombstone it has not received (one
+/// after its cursor, or one of its pending positions). A client that started from "0" after a
+/// purge never held what that purge removed, so it is not expired by it. A cursor ahead of
+/// every change ever made comes from another database and is expired too.
 pub(crate) fn check_token(
     since: &SyncToken,
     seq: i64,
@@ -41,8 +45,14 @@ pub(crate) fn check_token(
 ) -> Result<()> {
     let expired = match since {
         SyncToken::Beginning => false,
-        SyncToken::Seq { seq: n, pending } => {
-            *n < purged_seq || *n > seq || pending.first().is_some_and(|p| *p <= purged_seq)
+        SyncToken::Seq {
+            seq: n,
+            pending,
+            watermark,
+        } => {
+            let unseen_purge = purged_seq > *watermark
+                && (purged_seq > *n || pending.iter().any(|p| *p > *watermark && *p <= purged_seq));
+            *n > seq || unseen_purge
         }
         SyncToken::Millis(ms) => *ms < purged_ms,
     };

@@ -287,10 +287,11 @@ impl MongoStore {
             .map_err(db_error)?
             .unwrap_or_default();
         let top = int(counter.get("seq")).unwrap_or(0);
+        let purged_seq = int(counter.get("purgedSeq")).unwrap_or(0);
         super::check_token(
             &request.since,
             top,
-            int(counter.get("purgedSeq")).unwrap_or(0),
+            purged_seq,
             int(counter.get("purgedMs")).unwrap_or(0),
         )?;
         let in_flight = self.in_flight(spec, &counter, top).await;
@@ -309,7 +310,7 @@ impl MongoStore {
                 Vec::new(),
                 doc! { "$and": [upto, { "updatedAt": { "$gt": ms } }] },
             ),
-            SyncToken::Seq { seq, pending } => (
+            SyncToken::Seq { seq, pending, .. } => (
                 *seq,
                 pending.clone(),
                 doc! { "$or": [
@@ -371,6 +372,7 @@ impl MongoStore {
             next: SyncToken::Seq {
                 seq: next_cursor,
                 pending: owed.into_iter().collect(),
+                watermark: purged_seq,
             },
             has_more,
         })

@@ -461,9 +461,13 @@ impl Store for SqliteStore {
             rows.truncate(request.limit as usize);
             // With more to come, continue after the last row sent; otherwise everything up to
             // the counter (read in the same transaction) has been seen.
-            let next = match (has_more, rows.last()) {
-                (true, Some((_, last_seq))) => SyncToken::seq(*last_seq),
-                _ => SyncToken::seq(seq),
+            let next = SyncToken::Seq {
+                seq: match (has_more, rows.last()) {
+                    (true, Some((_, last_seq))) => *last_seq,
+                    _ => seq,
+                },
+                pending: Vec::new(),
+                watermark: purged_seq,
             };
             Ok(SyncPage {
                 items: rows.into_iter().map(|(item, _)| item).collect(),

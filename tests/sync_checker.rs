@@ -1,0 +1,463 @@
+//! Randomized concurrency checker for delta sync (DESIGN §5): a client that keeps syncing never
+//! misses a committed change and never sees a record's version go backwards; a client whose
+//! `lastSync` predates a purge gets `SYNC_EXPIRED` and, after resyncing from "0", holds no
+//! ghost rows.
+//!
+//! Writers (through the GraphQL schema) race syncing clients, round after round, while a
+//! manual clock moves past the tombstone retention. Every check that fails is an anomaly; any
+//! anomaly fails the test. The seed and the totals are printed.
+//!
+//! `DATASYNC_CHECK_ROUNDS` (default 12) and `DATASYNC_CHECK_SEED` make longer or repeatable runs:
+//! `DATASYNC_CHECK_ROUNDS=500 DATASYNC_CHECK_SEED=42 scripts/test --test sync_checker -- --nocapture`
+//! (`DATASYNC_CHECK_TRACE=1` prints every page).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{code, fresh_database, mongodb_uri, Gql};
+use datasync::{Clock, MongoStore, SqliteStore, Store, StoreOptions};
+use serde_json::{json, Value as Json};
+
+const RETENTION: Duration = Duration::from_secs(2);
+
+/// xorshift64*: small, seedable, good enough to pick operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Shared base time plus a fixed skew: one server process's clock.
+struct SkewedClock {
+    base: Arc<AtomicI64>,
+    skew: i64,
+}
+
+impl Clock for SkewedClock {
+    fn now_millis(&self) -> i64 {
+        self.base.load(Ordering::SeqCst) + self.skew
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    rounds: AtomicUsize,
+    writes: AtomicUsize,
+    conflicts: AtomicUsize,
+    syncs: AtomicUsize,
+    pages: AtomicUsize,
+    expired: AtomicUsize,
+    anomalies: Mutex<Vec<String>>,
+}
+
+impl Totals {
+    fn anomaly(&self, what: String) {
+        eprintln!("ANOMALY: {what}");
+        self.anomalies.lock().unwrap().push(what);
+    }
+}
+
+/// A syncing client with its local replica.
+struct Client {
+    name: String,
+    filter: Json,
+    limit: i32,
+    token: String,
+    /// id -> (version, live)
+    replica: BTreeMap<String, (i64, bool)>,
+    /// Highest version ever received per id (survives a reset): must never go down.
+    seen: BTreeMap<String, i64>,
+}
+
+impl Client {
+    fn new(name: &str, filter: Json, limit: i32) -> Self {
+        Client {
+            name: name.into(),
+            filter,
+            limit,
+            token: "0".into(),
+            replica: BTreeMap::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Pages until `hasMore` is false (at most `max_pages`); handles `SYNC_EXPIRED`.
+    async fn sync(&mut self, g: &Gql, totals: &Totals, max_pages: usize) {
+        totals.syncs.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..max_pages {
+            let resp = g
+                .run(
+                    "query($s: String!, $l: Int, $f: NoteFilter) { syncNotes(lastSync: $s, limit: $l, filter: $f) { lastSync hasMore items { id _version _deleted } } }",
+                    json!({"s": self.token, "l": self.limit, "f": self.filter}),
+                )
+                .await;
+            totals.pages.fetch_add(1, Ordering::Relaxed);
+            if std::env::var("DATASYNC_CHECK_TRACE").is_ok() {
+                let p = &resp["data"]["syncNotes"];
+                eprintln!(
+                    "TRACE {} {} -> {} items {} more {}",
+                    self.name,
+                    self.token,
+                    p["lastSync"],
+                    p["items"].as_array().map_or(0, Vec::len),
+                    p["hasMore"]
+                );
+            }
+            if let Some(errors) = resp.get("errors") {
+                if code(&errors[0]) == "SYNC_EXPIRED" {
+                    totals.expired.fetch_add(1, Ordering::Relaxed);
+                    self.replica.clear();
+                    self.token = "0".into();
+                    continue;
+                }
+                totals.anomaly(format!("{}: sync failed: {resp}", self.name));
+                return;
+            }
+            let page = &resp["data"]["syncNotes"];
+            let items = page["items"].as_array().unwrap();
+            let has_more = page["hasMore"] == true;
+            if items.len() > self.limit as usize || (has_more && items.len() < self.limit as usize)
+            {
+                totals.anomaly(format!(
+                    "{}: page of {} with limit {} and hasMore {has_more}",
+                    self.name,
+                    items.len(),
+                    self.limit
+                ));
+            }
+            for item in items {
+                let id = item["id"].as_str().unwrap().to_owned();
+                let version = item["_version"].as_i64().unwrap();
+                let live = item["_deleted"] == false;
+                let seen = self.seen.entry(id.clone()).or_insert(version);
+                if version < *seen {
+                    totals.anomaly(format!(
+                        "{}: {id} went back from version {seen} to {version}",
+                        self.name
+                    ));
+                }
+                *seen = (*seen).max(version);
+                let entry = self.replica.entry(id).or_insert((version, live));
+                if version >= entry.0 {
+                    *entry = (version, live);
+                }
+            }
+            self.token = page["lastSync"].as_str().unwrap().to_owned();
+            if !has_more {
+                return;
+            }
+        }
+    }
+
+    /// Compares the replica's live records with the server's.
+    async fn verify(&self, g: &Gql, totals: &Totals) {
+        let data = g
+            .ok(
+                "query($f: NoteFilter) { findNotes(filter: $f) { items { id _version } } }",
+                json!({"f": self.filter}),
+            )
+            .await;
+        let truth: BTreeMap<String, i64> = data["findNotes"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_str().unwrap().to_owned(),
+                    i["_version"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let live: BTreeMap<String, i64> = self
+            .replica
+            .iter()
+            .filter(|(_, (_, live))| *live)
+            .map(|(id, (v, _))| (id.clone(), *v))
+            .collect();
+        for (id, v) in &truth {
+            match live.get(id) {
+                Some(mine) if mine == v => {}
+                Some(mine) => totals.anomaly(format!(
+                    "{}: {id} at version {mine}, server has {v}",
+                    self.name
+                )),
+                None => totals.anomaly(format!("{}: missing {id} (version {v})", self.name)),
+            }
+        }
+        for (id, v) in &live {
+            if !truth.contains_key(id) {
+                totals.anomaly(format!(
+                    "{}: ghost {id} (version {v}) is not live on the server",
+                    self.name
+                ));
+            }
+        }
+    }
+}
+
+/// One random write through `g`.
+async fn write(
+    g: &Gql,
+    rng: &mut Rng,
+    writer: usize,
+    ids: &Mutex<Vec<String>>,
+    fresh: &AtomicUsize,
+    totals: &Totals,
+) {
+    let known = {
+        let ids = ids.lock().unwrap();
+        (!ids.is_empty()).then(|| ids[rng.below(ids.len() as u64) as usize].clone())
+    };
+    let fields = json!({"title": format!("t{}", rng.below(1000)), "priority": rng.below(100), "done": rng.chance(50), "tags": if rng.chance(50) { json!(["a"]) } else { json!([]) }});
+    let roll = rng.below(100);
+    let outcome = match known {
+        Some(id) if roll < 70 => {
+            let got = g
+                .ok(
+                    "query($id: ID!) { getNote(id: $id) { _version } }",
+                    json!({"id": id}),
+                )
+                .await;
+            let Some(version) = got["getNote"]["_version"].as_i64() else {
+                return;
+            };
+            let delete = roll < 15;
+            let stale = !delete && version > 1 && rng.chance(20);
+            let (op, base) = if delete {
+                ("deleteNote", version)
+            } else {
+                ("updateNote", if stale { version - 1 } else { version })
+            };
+            let mut input = fields.as_object().unwrap().clone();
+            input.insert("id".into(), json!(id));
+            input.insert("_version".into(), json!(base));
+            let resp = g
+                .run(
+                    &format!("mutation($i: MutateNoteInput!) {{ {op}(input: $i) {{ _version }} }}"),
+                    json!({"i": input}),
+                )
+                .await;
+            match (resp.get("errors"), stale) {
+                (None, true) => Err(format!(
+                    "writer {writer}: stale update of {id} at {base} succeeded: {resp}"
+                )),
+                (None, false) => Ok(false),
+                (Some(e), _) if code(&e[0]) == "CONFLICT" || code(&e[0]) == "NOT_FOUND" => Ok(true),
+                (Some(_), _) => Err(format!("writer {writer}: {op} failed: {resp}")),
+            }
+        }
+        _ => {
+            let id = format!("w{writer}-{}", fresh.fetch_add(1, Ordering::SeqCst));
+            let mut input = fields.as_object().unwrap().clone();
+            input.insert("id".into(), json!(id));
+            let resp = g
+                .run(
+                    "mutation($i: CreateNoteInput!) { createNote(input: $i) { id } }",
+                    json!({"i": input}),
+                )
+                .await;
+            ids.lock().unwrap().push(id);
+            match resp.get("errors") {
+                None => Ok(false),
+                Some(_) => Err(format!("writer {writer}: create failed: {resp}")),
+            }
+        }
+    };
+    match outcome {
+        Ok(conflict) => {
+            totals.writes.fetch_add(1, Ordering::Relaxed);
+            if conflict {
+                totals.conflicts.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Err(anomaly) => totals.anomaly(anomaly),
+    }
+}
+
+/// Runs the checker over `instances` (schemas over stores sharing one database).
+async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
+    let seed: u64 = std::env::var("DATASYNC_CHECK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    let rounds: usize = std::env::var("DATASYNC_CHECK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    println!("sync checker [{label}]: seed {seed}, {rounds} rounds");
+    let instances = Arc::new(instances);
+    let totals = Arc::new(Totals::default());
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let fresh = Arc::new(AtomicUsize::new(0));
+    let mut rng = Rng(seed);
+    let filters = [
+        json!(null),
+        json!({"done": {"eq": false}}),
+        json!({"priority": {"ge": 50}, "tags": {"eq": "a"}}),
+    ];
+    let mut clients: Vec<Client> = [1, 3, 7, 50, 3, 7]
+        .iter()
+        .enumerate()
+        .map(|(i, limit)| {
+            Client::new(
+                &format!("client{i}(limit {limit})"),
+                filters[i % filters.len()].clone(),
+                *limit,
+            )
+        })
+        .collect();
+    // The sleeper syncs once, then not again until the writers are done: by then tombstones
+    // newer than its token have been purged, so it must be told SYNC_EXPIRED.
+    let mut sleeper = Client::new("sleeper", json!(null), 7);
+
+    for round in 0..rounds {
+        totals.rounds.fetch_add(1, Ordering::Relaxed);
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (instances, ids, fresh, totals) = (
+                    Arc::clone(&instances),
+                    Arc::clone(&ids),
+                    Arc::clone(&fresh),
+                    Arc::clone(&totals),
+                );
+                let mut rng = Rng(seed ^ ((round as u64 + 1) << 8) ^ (w as u64 + 1));
+                tokio::spawn(async move {
+                    let g = &instances[w % instances.len()];
+                    for _ in 0..6 {
+                        write(g, &mut rng, w, &ids, &fresh, &totals).await;
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = clients
+            .drain(..)
+            .enumerate()
+            .map(|(i, mut client)| {
+                let (instances, totals) = (Arc::clone(&instances), Arc::clone(&totals));
+                tokio::spawn(async move {
+                    let g = &instances[(i + 1) % instances.len()];
+                    client.sync(g, &totals, 30).await;
+                    client
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        for r in readers {
+            clients.push(r.await.unwrap());
+        }
+        if round == 0 {
+            sleeper.sync(&instances[0], &totals, 1000).await;
+        }
+        // Time passes: sometimes past the retention of recent tombstones.
+        base.fetch_add(rng.below(900) as i64, Ordering::SeqCst);
+    }
+    let expired_before = totals.expired.load(Ordering::Relaxed);
+    for (i, client) in clients.iter_mut().enumerate() {
+        let g = &instances[i % instances.len()];
+        client.sync(g, &totals, 100_000).await;
+        client.verify(g, &totals).await;
+    }
+    sleeper.sync(&instances[0], &totals, 100_000).await;
+    sleeper.verify(&instances[0], &totals).await;
+    let sleeper_expired = totals.expired.load(Ordering::Relaxed) > expired_before;
+
+    let anomalies = totals.anomalies.lock().unwrap().clone();
+    println!(
+        "sync checker [{label}]: seed {seed}: rounds {}, writes {}, conflicts {}, syncs {}, pages {}, expired {}, anomalies {}",
+        totals.rounds.load(Ordering::Relaxed),
+        totals.writes.load(Ordering::Relaxed),
+        totals.conflicts.load(Ordering::Relaxed),
+        totals.syncs.load(Ordering::Relaxed),
+        totals.pages.load(Ordering::Relaxed),
+        totals.expired.load(Ordering::Relaxed),
+        anomalies.len()
+    );
+    assert!(
+        anomalies.is_empty(),
+        "seed {seed}: {} anomalies, first: {}",
+        anomalies.len(),
+        anomalies[0]
+    );
+    assert!(
+        totals.conflicts.load(Ordering::Relaxed) > 0,
+        "seed {seed}: stale writes were tried and rejected"
+    );
+    if rounds >= 8 {
+        assert!(
+            sleeper_expired,
+            "seed {seed}: the sleeper's token predates a purge, it must get SYNC_EXPIRED"
+        );
+    }
+}
+
+fn options(base: &Arc<AtomicI64>, skew: i64) -> StoreOptions {
+    StoreOptions::default()
+        .tombstone_retention(RETENTION)
+        .clock(SkewedClock {
+            base: Arc::clone(base),
+            skew,
+        })
+}
+
+fn start() -> Arc<AtomicI64> {
+    Arc::new(AtomicI64::new(datasync::SystemClock.now_millis()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite() {
+    let base = start();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::memory_with(options(&base, 0)).await.unwrap());
+    check("sqlite", vec![Gql::new(store)], base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo() {
+    let base = start();
+    let store: Arc<dyn Store> = Arc::new(
+        MongoStore::connect_with(&mongodb_uri(), &fresh_database(), options(&base, 0))
+            .await
+            .unwrap(),
+    );
+    check("mongo", vec![Gql::new(store)], base).await;
+}
+
+/// Three server processes on one MongoDB database, clocks skewed by seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_several_processes_with_skewed_clocks() {
+    let base = start();
+    let db = fresh_database();
+    let mut instances = Vec::new();
+    for skew in [0, -1_500, 2_500] {
+        let store: Arc<dyn Store> = Arc::new(
+            MongoStore::connect_with(&mongodb_uri(), &db, options(&base, skew))
+                .await
+                .unwrap(),
+        );
+        instances.push(Gql::new(store));
+    }
+    check("mongo x3, skewed clocks", instances, base).await;
+}
