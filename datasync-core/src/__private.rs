@@ -4,7 +4,7 @@
 pub use async_graphql;
 pub use serde_json;
 
-pub use crate::conflict::Throw;
+pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};
 pub use crate::error::{DataSyncError, Result};
 pub use crate::filter::{FieldRef, Filter, FilterInput, Filterable, IDInput};
 pub use crate::graphql::{repository, OrderByInput, PageRequest};

@@ -33,7 +33,9 @@ pub use filter::{
     BooleanInput, FieldRef, Filter, FilterInput, Filterable, FloatInput, IDInput, IntInput, Scalar,
     StringInput,
 };
-pub use graphql::{ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt, SortDirectionEnum};
+pub use graphql::{
+    ConflictOverrides, ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt, SortDirectionEnum,
+};
 pub use meta::{Record, SyncMeta};
 pub use model::{
     Document, FieldKind, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts, ScalarKind,
@@ -47,7 +49,10 @@ pub use repository::{Delta, Page, Repository};
 pub use store::mongo::MongoStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;
-pub use store::{CasOutcome, InsertOutcome, Store, StoreOptions, StoreRef, StoredRecord};
+pub use store::{
+    CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions, StoreRef,
+    StoredRecord,
+};
 pub use token::SyncToken;
 
 /// Support for generated code. Not public API: may change in any release.

@@ -8,14 +8,20 @@ use std::marker::PhantomData;
 
 use serde_json::{json, Value as Json};
 
-use crate::conflict::{differing_fields, Conflict, ConflictInfo, Operation, Resolution};
+use std::sync::Arc;
+
+use crate::conflict::{
+    differing_fields, json_eq, Conflict, ConflictInfo, ConflictStrategy, Operation, Resolution,
+};
 use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
 use crate::graphql::{OrderByInput, PageRequest, SortDirectionEnum};
 use crate::meta::Record;
 use crate::model::{Document, FieldError, Model, ModelFilter, ModelSpec, MutateParts};
 use crate::query::{FindQuery, Order, OrderField, SyncRequest, DEFAULT_SYNC_LIMIT, MAX_LIMIT};
-use crate::store::{CasOutcome, InsertOutcome, Store, StoreRef, StoredRecord};
+use crate::store::{
+    CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreRef, StoredRecord,
+};
 use crate::token::SyncToken;
 
 /// How often a write re-reads and retries when the record changes under it.
@@ -59,6 +65,8 @@ pub struct Delta<M> {
 /// ```
 pub struct Repository<M> {
     store: StoreRef,
+    /// Overrides the model's `#[datasync(conflict = ...)]` strategy.
+    strategy: Option<Arc<dyn ConflictStrategy>>,
     model: PhantomData<fn() -> M>,
 }
 
@@ -66,6 +74,7 @@ impl<M> Clone for Repository<M> {
     fn clone(&self) -> Self {
         Repository {
             store: self.store.clone(),
+            strategy: self.strategy.clone(),
             model: PhantomData,
         }
     }
@@ -81,8 +90,22 @@ impl<M: Model> Repository<M> {
     pub fn from_ref(store: StoreRef) -> Self {
         Repository {
             store,
+            strategy: None,
             model: PhantomData,
         }
+    }
+
+    /// Resolves conflicts with `strategy` instead of the model's own.
+    ///
+    /// ```
+    /// # use datasync_core::*;
+    /// # fn demo<M: Model>(repo: Repository<M>) -> Repository<M> {
+    /// repo.with_strategy(std::sync::Arc::new(datasync_core::conflict::Merge))
+    /// # }
+    /// ```
+    pub fn with_strategy(mut self, strategy: Arc<dyn ConflictStrategy>) -> Self {
+        self.strategy = Some(strategy);
+        self
     }
 
     fn spec() -> &'static ModelSpec {
@@ -153,7 +176,8 @@ impl<M: Model> Repository<M> {
     }
 
     /// Applies a patch (`Mutate<Model>Input`): omitted fields stay, `null` clears an optional
-    /// field. The input's `_version` must be the stored one, or the conflict strategy decides.
+    /// field. The input's `_version` must be the stored one, or the conflict strategy decides
+    /// (as it does for an update of a deleted record: `throw` answers `NOT_FOUND`).
     pub async fn update(&self, input: M::Mutate) -> Result<Record<M>> {
         self.write(Operation::Update, M::mutate_parts(input)?).await
     }
@@ -209,7 +233,8 @@ impl<M: Model> Repository<M> {
         })
     }
 
-    /// The compare-and-set loop shared by update and delete.
+    /// The compare-and-set loop shared by update and delete: read, decide (directly, or by
+    /// the conflict strategy), write if the version is still the one read; otherwise again.
     async fn write(&self, op: Operation, parts: MutateParts) -> Result<Record<M>> {
         let spec = Self::spec();
         let MutateParts {
@@ -224,23 +249,19 @@ impl<M: Model> Repository<M> {
             state.insert("_version".into(), json!(base));
             Json::Object(state)
         };
+        let strategy = self.strategy.as_deref().unwrap_or(spec.conflict);
         let mut last_seen = None;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let current = match self.store.get(spec, &id).await? {
-                Some(rec) if rec.meta.is_live() => rec,
-                // Deleting what is already deleted: a retry of the delete that made this
-                // tombstone succeeds without writing again; any other base version learns
-                // of the delete through `CONFLICT`.
-                Some(tomb) if op == Operation::Delete => {
-                    return if tomb.meta.version == base + 1 {
-                        decode(tomb)
-                    } else {
-                        Err(conflict_error(op, &tomb, client_state(), &patch))
-                    };
-                }
-                _ => return Err(DataSyncError::NotFound { id }),
+            let Some(current) = self.store.get(spec, &id).await? else {
+                return Err(DataSyncError::NotFound { id });
             };
-            let data = if current.meta.version == base {
+            let deleted = current.meta.deleted;
+            // Deleting what is already deleted, based on the version the delete started
+            // from: a retry, answered with the tombstone it made.
+            if op == Operation::Delete && deleted && current.meta.version == base + 1 {
+                return decode(current);
+            }
+            let data = if !deleted && current.meta.version == base {
                 match op {
                     Operation::Update => merged(&current.data, &patch),
                     Operation::Delete => current.data.clone(),
@@ -252,21 +273,36 @@ impl<M: Model> Repository<M> {
                     base_version: base,
                     patch: &patch,
                 };
-                match spec.conflict.resolve(&conflict) {
-                    Resolution::Apply(doc) => doc,
-                    Resolution::Reject => {
-                        return Err(conflict_error(op, &current, client_state(), &patch))
+                match strategy.resolve(&conflict) {
+                    Resolution::Apply(_) | Resolution::KeepServer
+                        if deleted && op == Operation::Delete =>
+                    {
+                        return decode(current)
+                    }
+                    Resolution::Apply(data) => data,
+                    Resolution::KeepServer if !deleted => return decode(current),
+                    Resolution::KeepServer => return Err(DataSyncError::NotFound { id }),
+                    Resolution::Reject { .. } if deleted && op == Operation::Update => {
+                        return Err(DataSyncError::NotFound { id })
+                    }
+                    Resolution::Reject { conflicting_fields } => {
+                        return Err(conflict_error(
+                            op,
+                            &current,
+                            client_state(),
+                            conflicting_fields,
+                        ))
                     }
                 }
             };
             let value =
                 M::from_document(id.clone(), data.clone()).map_err(FieldError::into_bad_input)?;
-            let deleted = op == Operation::Delete;
-            match self
-                .store
-                .compare_and_set(spec, &current, data, deleted)
-                .await?
-            {
+            let new = Replacement {
+                field_versions: field_versions(&current, &data),
+                data,
+                deleted: op == Operation::Delete,
+            };
+            match self.store.compare_and_set(spec, &current, new).await? {
                 CasOutcome::Written(rec) => {
                     return Ok(Record {
                         data: value,
@@ -278,16 +314,32 @@ impl<M: Model> Repository<M> {
         }
         // The record kept changing under us: report the conflict against its latest state.
         match last_seen {
-            Some(rec) if rec.meta.is_live() => {
-                Err(conflict_error(op, &rec, client_state(), &patch))
+            Some(rec) => {
+                let fields = differing_fields(&rec.data, &patch);
+                Err(conflict_error(op, &rec, client_state(), fields))
             }
-            _ => Err(DataSyncError::NotFound { id }),
+            None => Err(DataSyncError::NotFound { id }),
         }
     }
 }
 
+/// The field versions after writing `data` over `current`: fields whose value changes get
+/// the new version.
+fn field_versions(current: &StoredRecord, data: &Document) -> FieldVersions {
+    let next = current.meta.version + 1;
+    let mut versions = current.field_versions.clone();
+    for field in current.data.keys().chain(data.keys()) {
+        let old = current.data.get(field).unwrap_or(&Json::Null);
+        let new = data.get(field).unwrap_or(&Json::Null);
+        if !json_eq(old, new) {
+            versions.insert(field.clone(), next);
+        }
+    }
+    versions
+}
+
 fn decode<M: Model>(rec: StoredRecord) -> Result<Record<M>> {
-    let StoredRecord { id, data, meta } = rec;
+    let StoredRecord { id, data, meta, .. } = rec;
     let value = M::from_document(id.clone(), data).map_err(|e| e.into_internal(&id))?;
     Ok(Record { data: value, meta })
 }
@@ -303,13 +355,13 @@ fn conflict_error(
     op: Operation,
     server: &StoredRecord,
     client_state: Json,
-    patch: &Document,
+    conflicting_fields: Vec<String>,
 ) -> DataSyncError {
     DataSyncError::Conflict(Box::new(ConflictInfo {
         operation: op,
         server_state: server.to_delta_json(),
         client_state,
-        conflicting_fields: differing_fields(&server.data, patch),
+        conflicting_fields,
     }))
 }
 

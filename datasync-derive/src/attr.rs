@@ -14,7 +14,12 @@ pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict"];
 pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename"];
 /// Accepted `conflict` strategies, each with the runtime type (under `__private`) that
 /// implements it.
-pub const CONFLICT_STRATEGIES: &[(&str, &str)] = &[("throw", "Throw")];
+pub const CONFLICT_STRATEGIES: &[(&str, &str)] = &[
+    ("throw", "Throw"),
+    ("client_wins", "ClientWins"),
+    ("server_wins", "ServerWins"),
+    ("merge", "Merge"),
+];
 
 /// The runtime type implementing a (checked) `conflict` strategy.
 pub fn strategy_type(name: &str) -> syn::Ident {

@@ -7,7 +7,12 @@ mod input_depth;
 pub use error_codes::ErrorCodes;
 pub use input_depth::{InputDepthLimit, MAX_INPUT_DEPTH};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, InputObject, SchemaBuilder};
+
+use crate::conflict::ConflictStrategy;
 
 use crate::error::DataSyncError;
 use crate::model::Model;
@@ -69,13 +74,55 @@ pub trait SchemaBuilderExt: Sized {
     /// Makes `store` available to the generated resolvers and installs [`ErrorCodes`] and
     /// [`InputDepthLimit`].
     fn datasync(self, store: impl Store) -> Self;
+
+    /// [`datasync`](Self::datasync), with conflict strategies that replace the models' own.
+    fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self;
 }
 
 impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
     fn datasync(self, store: impl Store) -> Self {
+        self.datasync_with(store, ConflictOverrides::default())
+    }
+
+    fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self {
         self.data(StoreRef::new(store))
+            .data(overrides)
             .extension(ErrorCodes)
             .extension(InputDepthLimit)
+    }
+}
+
+/// Conflict strategies chosen when the schema is built, per model, replacing the
+/// `#[datasync(conflict = "...")]` of the model.
+///
+/// ```
+/// use datasync_core::{conflict::ClientWins, ConflictOverrides};
+/// # fn demo<Note: datasync_core::Model>() {
+/// let overrides = ConflictOverrides::new().set::<Note>(ClientWins);
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct ConflictOverrides(HashMap<&'static str, Arc<dyn ConflictStrategy>>);
+
+impl ConflictOverrides {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Resolves `M`'s conflicts with `strategy`.
+    pub fn set<M: Model>(self, strategy: impl ConflictStrategy) -> Self {
+        self.set_shared::<M>(Arc::new(strategy))
+    }
+
+    /// Resolves `M`'s conflicts with a shared `strategy` (e.g. from [`by_name`](crate::conflict::by_name)).
+    pub fn set_shared<M: Model>(mut self, strategy: Arc<dyn ConflictStrategy>) -> Self {
+        self.0.insert(M::spec().type_name, strategy);
+        self
+    }
+
+    fn get(&self, type_name: &str) -> Option<Arc<dyn ConflictStrategy>> {
+        self.0.get(type_name).cloned()
     }
 }
 
@@ -84,6 +131,17 @@ impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
 /// A store added with plain `.data(store)` is found too (for the stores of this crate), but
 /// only `.datasync(store)` also installs the extensions that keep errors well-formed.
 pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
+    let repo = store_repository::<M>(ctx)?;
+    let chosen = ctx
+        .data_opt::<ConflictOverrides>()
+        .and_then(|o| o.get(M::spec().type_name));
+    Ok(match chosen {
+        Some(strategy) => repo.with_strategy(strategy),
+        None => repo,
+    })
+}
+
+fn store_repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
     if let Some(store) = ctx.data_opt::<StoreRef>() {
         return Ok(Repository::from_ref(store.clone()));
     }

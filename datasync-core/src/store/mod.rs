@@ -71,6 +71,10 @@ pub(crate) fn check_token(
 /// A boxed `Send` future, as returned by [`Store`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Per data field, the `_version` at which it last changed; a field not listed has not changed
+/// since the record was created (version 1).
+pub type FieldVersions = std::collections::BTreeMap<String, i64>;
+
 /// One stored record: id, data fields and metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecord {
@@ -80,6 +84,19 @@ pub struct StoredRecord {
     pub data: Document,
     /// Server-owned metadata.
     pub meta: SyncMeta,
+    /// When each field last changed (for field-level conflict resolution).
+    pub field_versions: FieldVersions,
+}
+
+/// The new state [`Store::compare_and_set`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replacement {
+    /// All data fields.
+    pub data: Document,
+    /// Field versions after this write.
+    pub field_versions: FieldVersions,
+    /// Whether the record is a tombstone afterwards.
+    pub deleted: bool,
 }
 
 impl StoredRecord {
@@ -205,14 +222,14 @@ pub trait Store: Send + Sync + 'static {
         data: Document,
     ) -> BoxFuture<'a, Result<InsertOutcome>>;
 
-    /// Replaces data and tombstone flag of the record `expected` describes, if and only if
-    /// its stored version is still `expected.meta.version`.
+    /// Replaces the record `expected` describes by `new`, if and only if its stored version
+    /// is still `expected.meta.version`. A tombstone written here expires after the retention;
+    /// a record restored from a tombstone loses its expiry.
     fn compare_and_set<'a>(
         &'a self,
         spec: &'static ModelSpec,
         expected: &'a StoredRecord,
-        data: Document,
-        deleted: bool,
+        new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>>;
 
     /// Live records matching the query, and their total count.
@@ -282,10 +299,9 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         &'a self,
         spec: &'static ModelSpec,
         expected: &'a StoredRecord,
-        data: Document,
-        deleted: bool,
+        new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        (**self).compare_and_set(spec, expected, data, deleted)
+        (**self).compare_and_set(spec, expected, new)
     }
 
     fn find<'a>(

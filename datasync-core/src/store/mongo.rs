@@ -23,7 +23,10 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value as Json;
 
 use super::mongo_filter;
-use super::{BoxFuture, CasOutcome, InsertOutcome, Store, StoreOptions, StoredRecord};
+use super::{
+    BoxFuture, CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions,
+    StoredRecord,
+};
 use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
 use crate::meta::SyncMeta;
@@ -35,7 +38,7 @@ const COUNTERS: &str = "_datasync_collections";
 /// A reservation older than this belongs to a writer that died; readers stop waiting for it.
 const RESERVATION_TIMEOUT_MS: i64 = 60_000;
 /// Keys of a stored document that are not data fields.
-const META_KEYS: [&str; 7] = [
+const META_KEYS: [&str; 8] = [
     "_id",
     "_version",
     "_deleted",
@@ -43,6 +46,7 @@ const META_KEYS: [&str; 7] = [
     "updatedAt",
     "_seq",
     "_expireAt",
+    "_fv",
 ];
 
 /// A store in a MongoDB database.
@@ -461,6 +465,7 @@ impl MongoStore {
                     updated_at: r.ms,
                     deleted: false,
                 },
+                field_versions: FieldVersions::new(),
             })),
             Err(e) if is_duplicate_key(&e) => match self.get_record(spec, id).await? {
                 Some(existing) => Ok(InsertOutcome::Exists(existing)),
@@ -474,20 +479,25 @@ impl MongoStore {
         &self,
         spec: &'static ModelSpec,
         expected: &StoredRecord,
-        data: Data,
-        deleted: bool,
+        new: Replacement,
     ) -> Result<CasOutcome> {
         let r = self.reserve(spec).await?;
         // The whole document is replaced (the data plus fresh metadata): a restored tombstone
         // thereby loses its expiry, and every value keeps its BSON type.
-        let mut document = to_bson_document(&data);
+        let mut document = to_bson_document(&new.data);
         document.insert("_id", expected.id.as_str());
         document.insert("_version", expected.meta.version + 1);
-        document.insert("_deleted", deleted);
+        document.insert("_deleted", new.deleted);
         document.insert("createdAt", expected.meta.created_at);
         document.insert("updatedAt", r.ms);
         document.insert("_seq", r.seq);
-        if deleted {
+        let versions: Document = new
+            .field_versions
+            .iter()
+            .map(|(k, v)| (k.clone(), Bson::Int64(*v)))
+            .collect();
+        document.insert("_fv", versions);
+        if new.deleted {
             let retention =
                 i64::try_from(self.inner.opts.retention().as_millis()).unwrap_or(i64::MAX);
             document.insert(
@@ -597,10 +607,9 @@ impl Store for MongoStore {
         &'a self,
         spec: &'static ModelSpec,
         expected: &'a StoredRecord,
-        data: Data,
-        deleted: bool,
+        new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        Box::pin(self.run(spec, self.cas_record(spec, expected, data, deleted)))
+        Box::pin(self.run(spec, self.cas_record(spec, expected, new)))
     }
 
     fn find<'a>(
@@ -665,11 +674,26 @@ fn decode(mut doc: Document) -> Result<(StoredRecord, i64)> {
         },
     };
     let seq = int(doc.get("_seq")).unwrap_or(0);
+    let field_versions = match doc.get("_fv") {
+        Some(Bson::Document(fv)) => fv
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), int(Some(v))?)))
+            .collect(),
+        _ => FieldVersions::new(),
+    };
     for key in META_KEYS {
         doc.remove(key);
     }
     let data = doc.into_iter().map(|(k, v)| (k, to_json(v))).collect();
-    Ok((StoredRecord { id, data, meta }, seq))
+    Ok((
+        StoredRecord {
+            id,
+            data,
+            meta,
+            field_versions,
+        },
+        seq,
+    ))
 }
 
 fn to_bson_document(data: &Data) -> Document {

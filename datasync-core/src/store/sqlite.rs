@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use super::sqlite_filter::{ident, SqlBuf};
-use super::{BoxFuture, CasOutcome, InsertOutcome, Store, StoreOptions, StoredRecord};
+use super::{
+    BoxFuture, CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions,
+    StoredRecord,
+};
 use crate::error::{DataSyncError, Result};
 use crate::meta::SyncMeta;
 use crate::model::{Document, ModelSpec};
@@ -66,9 +69,10 @@ impl From<rusqlite::Error> for Failure {
 type Step<T> = std::result::Result<T, Failure>;
 
 const COLLECTIONS: &str = "_datasync_collections";
-const COLUMNS: &str = "t.id, t.data, t.version, t.created_at, t.updated_at, t.deleted, t.seq";
+const COLUMNS: &str =
+    "t.id, t.data, t.version, t.created_at, t.updated_at, t.deleted, t.seq, t.field_versions";
 /// `COLUMNS` without the table alias, for `RETURNING`.
-const RETURNED: &str = "id, data, version, created_at, updated_at, deleted, seq";
+const RETURNED: &str = "id, data, version, created_at, updated_at, deleted, seq, field_versions";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,11 +185,23 @@ fn create_collection(conn: &Connection, collection: &str) -> rusqlite::Result<()
             created_at INTEGER NOT NULL,
             updated_at INTEGER NOT NULL,
             deleted INTEGER NOT NULL,
-            seq INTEGER NOT NULL
+            seq INTEGER NOT NULL,
+            field_versions TEXT NOT NULL DEFAULT '{{}}'
         );
         CREATE UNIQUE INDEX IF NOT EXISTS {seq_index} ON {table}(seq);
         CREATE INDEX IF NOT EXISTS {tomb_index} ON {table}(deleted, updated_at);"
     ))?;
+    // Tables made before field versions existed get the column.
+    let has_versions: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = 'field_versions'",
+        params![collection],
+        |r| r.get(0),
+    )?;
+    if !has_versions {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN field_versions TEXT NOT NULL DEFAULT '{{}}'"
+        ))?;
+    }
     conn.execute(
         &format!(
             "INSERT OR IGNORE INTO {COLLECTIONS} (name, seq, last_ms, purged_seq, purged_ms)
@@ -210,10 +226,13 @@ fn stamp(tx: &Transaction<'_>, collection: &str, now: i64) -> rusqlite::Result<(
 
 /// A row of `COLUMNS` as a record, and its sequence number.
 fn read_row(row: &Row<'_>) -> rusqlite::Result<(StoredRecord, i64)> {
-    let data: String = row.get(1)?;
-    let data: Document = serde_json::from_str(&data).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-    })?;
+    let json = |i: usize| -> rusqlite::Result<String> { row.get(i) };
+    let decode_err = |i: usize, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let data: Document = serde_json::from_str(&json(1)?).map_err(|e| decode_err(1, e))?;
+    let field_versions: FieldVersions =
+        serde_json::from_str(&json(7)?).map_err(|e| decode_err(7, e))?;
     Ok((
         StoredRecord {
             id: row.get(0)?,
@@ -224,6 +243,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<(StoredRecord, i64)> {
                 updated_at: row.get(4)?,
                 deleted: row.get::<_, i64>(5)? != 0,
             },
+            field_versions,
         },
         row.get(6)?,
     ))
@@ -316,6 +336,7 @@ impl Store for SqliteStore {
                     updated_at: ms,
                     deleted: false,
                 },
+                field_versions: FieldVersions::new(),
             }))
         }))
     }
@@ -324,23 +345,25 @@ impl Store for SqliteStore {
         &'a self,
         spec: &'static ModelSpec,
         expected: &'a StoredRecord,
-        data: Document,
-        deleted: bool,
+        new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
         let (id, expected) = (expected.id.clone(), expected.meta.version);
         Box::pin(self.blocking(Some(spec), move |conn, opts| {
             let table = ident(spec.collection);
-            let text = to_json_text(&data)?;
+            let text = to_json_text(&new.data)?;
+            let versions = serde_json::to_string(&new.field_versions).map_err(|e| {
+                Failure::Domain(DataSyncError::internal("cannot encode a record", e))
+            })?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
             let written = tx
                 .query_row(
                     &format!(
                         "UPDATE {table} SET data = ?1, version = version + 1,
-                         updated_at = ?2, deleted = ?3, seq = ?4
-                         WHERE id = ?5 AND version = ?6 RETURNING {RETURNED}"
+                         updated_at = ?2, deleted = ?3, seq = ?4, field_versions = ?5
+                         WHERE id = ?6 AND version = ?7 RETURNING {RETURNED}"
                     ),
-                    params![text, ms, deleted, seq, id, expected],
+                    params![text, ms, new.deleted, seq, versions, id, expected],
                     read_row,
                 )
                 .optional()?;
@@ -450,7 +473,7 @@ impl Store for SqliteStore {
                 let rows =
                     stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
                         let (record, seq) = read_row(row)?;
-                        let matches = row.get::<_, Option<i64>>(7)?.unwrap_or(0) != 0;
+                        let matches = row.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0;
                         Ok((SyncItem { record, matches }, seq))
                     })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
