@@ -9,6 +9,7 @@ use axum::routing::{any, get};
 use axum::Router;
 use datasync::async_graphql::{BatchRequest, Context};
 use datasync::prelude::*;
+use datasync::ConflictOverrides;
 
 /// A note on someone's list.
 #[derive(DataSync, Clone, Debug)]
@@ -55,10 +56,10 @@ pub struct Mutation(NoteMutation, CommentMutation);
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema over `store`.
-pub fn schema(store: impl Store) -> AppSchema {
+/// The schema over `store`, with conflict strategies chosen at start-up.
+pub fn schema_with(store: impl Store, overrides: ConflictOverrides) -> AppSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .datasync(store)
+        .datasync_with(store, overrides)
         .finish()
 }
 

@@ -3,12 +3,14 @@
 //! - `NOTES_DB`: SQLite file (default `./notes.db`)
 //! - `MONGODB_URI`: use MongoDB instead (e.g. `mongodb://localhost:27017`), database
 //!   `MONGODB_DB` (default `notes`)
+//! - `NOTES_CONFLICT`: Note's conflict strategy: `throw` (default), `client_wins`,
+//!   `server_wins` or `merge`
 //! - `PORT`: HTTP port (default 4000)
 
 mod app;
 
 use datasync::prelude::*;
-use datasync::MongoStore;
+use datasync::{conflict, ConflictOverrides, MongoStore};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,21 +20,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 4000,
     };
+    let strategy = std::env::var("NOTES_CONFLICT").unwrap_or_else(|_| "throw".into());
+    let overrides = match conflict::by_name(&strategy) {
+        Some(s) => ConflictOverrides::new().set_shared::<app::Note>(s),
+        None => {
+            return Err(format!(
+                "NOTES_CONFLICT must be throw, client_wins, server_wins or merge, got {strategy:?}"
+            )
+            .into())
+        }
+    };
     let (schema, data) = match std::env::var("MONGODB_URI") {
         Ok(uri) => {
             let db = std::env::var("MONGODB_DB").unwrap_or_else(|_| "notes".into());
             let store = MongoStore::connect(&uri, &db).await?;
-            (app::schema(store), format!("MongoDB database {db:?}"))
+            (
+                app::schema_with(store, overrides),
+                format!("MongoDB database {db:?}"),
+            )
         }
         Err(_) => {
             let file = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
             let store = SqliteStore::open(&file).await?;
-            (app::schema(store), format!("SQLite file {file}"))
+            (
+                app::schema_with(store, overrides),
+                format!("SQLite file {file}"),
+            )
         }
     };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     println!(
-        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at POST /graphql), data in {data}"
+        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at POST /graphql), data in {data}, Note conflicts: {strategy}"
     );
     axum::serve(listener, app::router(schema))
         .with_graceful_shutdown(async {

@@ -125,7 +125,7 @@ pub struct Gql {
 impl Gql {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Gql {
-            schema: app::schema(store.clone()),
+            schema: app::schema_with(store.clone(), Default::default()),
             gadgets: gadget::schema(store.clone()),
             store,
         }
