@@ -115,6 +115,52 @@ async fn indexes_are_created_once_and_idempotently() {
     }
 }
 
+/// A tombstone carries `_expireAt` (for the TTL index); restoring it removes the expiry, or
+/// the TTL index would later delete a live record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_tombstones_lose_their_expiry() {
+    use common::app::{MutateNoteInput, Note};
+    use datasync::async_graphql::MaybeUndefined;
+    let store = MongoStore::connect(&mongodb_uri(), &fresh_database())
+        .await
+        .unwrap();
+    let g = Gql::new(Arc::new(store.clone()));
+    g.note(json!({"id": "r"})).await;
+    g.ok(
+        "mutation { deleteNote(input: {id: \"r\", _version: 1}) { id } }",
+        json!({}),
+    )
+    .await;
+    let raw = || async {
+        store
+            .database()
+            .collection::<datasync::mongodb::bson::Document>("notes")
+            .find_one(doc! {"_id": "r"})
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert!(
+        raw().await.get("_expireAt").is_some(),
+        "a tombstone expires"
+    );
+    let notes = Note::repository(&store).with_strategy(Arc::new(datasync::conflict::ClientWins));
+    let input = MutateNoteInput {
+        id: "r".into(),
+        _version: 2,
+        title: MaybeUndefined::Value("back".into()),
+        ..Default::default()
+    };
+    let restored = notes.update(input).await.unwrap();
+    assert!(!restored.meta.deleted);
+    let doc = raw().await;
+    assert!(
+        doc.get("_expireAt").is_none(),
+        "restored: no expiry left in {doc}"
+    );
+    assert_eq!(doc.get_bool("_deleted").ok(), Some(false));
+}
+
 /// Several independent stores (think: server processes) with skewed clocks share one
 /// database; writers race while a client syncs in small pages. The client's replica must
 /// end equal to the server's state, and no record's version may go backwards.

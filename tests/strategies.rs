@@ -552,3 +552,29 @@ async fn custom_strategy(b: Backend) {
     };
     assert_eq!(repo.update(input).await.unwrap().meta.version, 4);
 }
+
+#[tokio::test]
+async fn the_attribute_chooses_the_strategy() {
+    use common::gadget::{CreateMemoInput, Memo, MutateMemoInput};
+    let store = Backend::Sqlite.store().await;
+    let memos = Memo::repository(&store);
+    memos
+        .create(CreateMemoInput {
+            id: Some("m".into()),
+            text: "a".into(),
+        })
+        .await
+        .unwrap();
+    let patch = |v: i64, t: &str| MutateMemoInput {
+        id: "m".into(),
+        _version: v,
+        text: MaybeUndefined::Value(t.into()),
+    };
+    memos.update(patch(1, "b")).await.unwrap();
+    let stale = memos.update(patch(1, "c")).await.unwrap();
+    assert_eq!(
+        (stale.data.text.as_str(), stale.meta.version),
+        ("c", 3),
+        "client_wins applied a stale update"
+    );
+}

@@ -1,7 +1,7 @@
 //! The notes server: two synced models merged with a query of our own, served over HTTP.
 //! `main.rs` runs it; the HTTP tests build the same router.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -10,6 +10,7 @@ use axum::Router;
 use datasync::async_graphql::{BatchRequest, Context};
 use datasync::prelude::*;
 use datasync::ConflictOverrides;
+use futures_util::StreamExt;
 
 /// A note on someone's list.
 #[derive(DataSync, Clone, Debug)]
@@ -78,11 +79,13 @@ pub fn router(schema: AppSchema) -> Router {
         .with_state(schema)
 }
 
-async fn graphql(
-    State(schema): State<AppSchema>,
-    method: Method,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+/// Largest request body accepted.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+/// Oversized bodies are read (and dropped) up to this size, so that the client, still
+/// sending, receives the error response instead of a reset connection.
+const MAX_DRAIN: usize = 32 * 1024 * 1024;
+
+async fn graphql(State(schema): State<AppSchema>, method: Method, body: Body) -> Response {
     if method != Method::POST {
         return gql_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -90,11 +93,9 @@ async fn graphql(
             "send GraphQL requests with POST",
         );
     }
-    let body = match body {
+    let body = match read_body(body).await {
         Ok(body) => body,
-        Err(rejection) => {
-            return gql_error(rejection.status(), "BAD_USER_INPUT", &rejection.body_text())
-        }
+        Err(response) => return response,
     };
     let request: BatchRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -109,6 +110,34 @@ async fn graphql(
     let response = schema.execute_batch(request).await;
     let body = serde_json::to_vec(&response).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn read_body(body: Body) -> Result<Vec<u8>, Response> {
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut total) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            gql_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_USER_INPUT",
+                &format!("cannot read the request body: {e}"),
+            )
+        })?;
+        total += chunk.len();
+        if total <= MAX_BODY {
+            kept.extend_from_slice(&chunk);
+        } else if total > MAX_DRAIN {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(gql_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BAD_USER_INPUT",
+            &format!("the request body is larger than {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(kept)
 }
 
 /// An HTTP error that still carries a GraphQL error body.

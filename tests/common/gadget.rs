@@ -75,3 +75,11 @@ pub struct Awkward {
     #[datasync(rename = "isNot")]
     pub is_not: bool,
 }
+
+/// A model whose strategy comes from the attribute.
+#[derive(DataSync, Clone, Debug, PartialEq)]
+#[datasync(conflict = "client_wins", plural = "Memos")]
+pub struct Memo {
+    pub id: String,
+    pub text: String,
+}
