@@ -196,3 +196,48 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attribute reference in README.md lists exactly what the parser accepts.
+    #[test]
+    fn readme_reference_matches_the_parser() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let section = readme
+            .split("## Attribute reference")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("README has an attribute reference");
+        // Rows of the two tables: "| `key ...` | ...".
+        let documented: Vec<String> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .map(|l| l.split(['`', ' ']).next().unwrap_or_default().to_owned())
+            .collect();
+        let accepted: Vec<String> = CONTAINER_KEYS
+            .iter()
+            .chain(FIELD_KEYS)
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            documented, accepted,
+            "README attribute tables vs. the parser"
+        );
+        for (strategy, _) in CONFLICT_STRATEGIES {
+            assert!(
+                section.contains(&format!("`{strategy}`")),
+                "README lists conflict strategy {strategy}"
+            );
+        }
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("collecton", "collection"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(strategy_type("merge").to_string(), "Merge");
+    }
+}

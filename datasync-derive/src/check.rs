@@ -135,7 +135,7 @@ fn check_container(cx: &mut Ctxt, model: &Model<'_>) {
                 "`plural` must differ from the type name, or `get` and `find` operations would collide",
             );
         } else if !is_graphql_name(&plural.text) {
-            cx.error_spanned_by(&plural.lit, "`plural` must be a valid GraphQL name");
+            cx.error_spanned_by(&plural.lit, "`plural` must be a valid GraphQL name (letters, digits, `_`), e.g. `plural = \"People\"`");
         }
     }
     if let Some(collection) = &model.attrs.collection {

@@ -34,11 +34,14 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     let conditions = filterable.iter().map(|f| {
         let (ident, ty, name) = (f.ident, f.ty, &f.name);
         let path = format!("filter.{name}");
+        // Spanned at the field's type, like every other use: an unfilterable type is
+        // reported once, there.
+        let kind = quote_spanned!(ty.span()=> <#ty as #rt::Filterable>::KIND);
         quote! {
             if let ::core::option::Option::Some(input) = &self.#ident {
                 all.push(#rt::FilterInput::to_filter(
                     input,
-                    #rt::FieldRef::Data { name: #name, kind: <#ty as #rt::Filterable>::KIND },
+                    #rt::FieldRef::Data { name: #name, kind: #kind },
                     #path,
                 )?);
             }

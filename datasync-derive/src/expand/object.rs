@@ -1,7 +1,8 @@
 //! The GraphQL output type `Note`: data fields plus server-owned metadata.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use super::Gen;
 
@@ -27,6 +28,9 @@ pub fn output_type(g: &Gen<'_>, ident: &syn::Ident, gql_name: &str, deleted: boo
         quote!(#(#docs)* #[graphql(name = #name)] pub #ident: #ty,)
     });
     let id_ident = g.id.ident;
+    let id_ty = g.id.ty;
+    // Spanned at the id's type, like every other use: a wrong id type is reported once.
+    let id_as = quote_spanned!(id_ty.span()=> <#id_ty as #rt::IdField>::as_id);
     let (deleted_field, deleted_value) = if deleted {
         (
             quote!(
@@ -79,7 +83,7 @@ pub fn output_type(g: &Gen<'_>, ident: &syn::Ident, gql_name: &str, deleted: boo
                 let #rt::Record { data: __datasync_data, meta: __datasync_meta } = __datasync_record;
                 let #model_ident { #id_ident, #(#idents,)* } = __datasync_data;
                 #ident {
-                    id: #ag::ID(::std::string::ToString::to_string(<_ as #rt::IdField>::as_id(&#id_ident))),
+                    id: #ag::ID(::std::string::ToString::to_string(#id_as(&#id_ident))),
                     #(#idents,)*
                     _version: __datasync_meta.version,
                     _created_at: #rt::millis_text(__datasync_meta.created_at),

@@ -1,0 +1,8 @@
+use datasync::prelude::*;
+
+#[derive(DataSync)]
+pub enum Note {
+    Text(String),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use datasync::prelude::*;
+
+#[derive(DataSync)]
+pub union Note {
+    id: u32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use datasync::prelude::*;
+
+#[derive(DataSync)]
+pub struct Note;
+
+fn main() {}
