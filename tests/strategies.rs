@@ -418,6 +418,24 @@ async fn merge(b: Backend) {
         Expect::Stored(json!({"tags": ["b"], "_version": 3})),
     )
     .await;
+    // A base version the server never had proves nothing: it cannot merge over changes.
+    g.note(json!({"id": "future", "title": "base"})).await;
+    g.ok(
+        "mutation { updateNote(input: {id: \"future\", _version: 1, title: \"server\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    let err = g
+        .err(
+            "mutation { updateNote(input: {id: \"future\", _version: 99, title: \"x\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&err), "CONFLICT");
+    assert_eq!(
+        err["extensions"]["conflictInfo"]["conflictingFields"],
+        json!(["title"])
+    );
     // A change older than the client's base is not a conflict.
     g.note(json!({"id": "old", "title": "base"})).await;
     g.ok(

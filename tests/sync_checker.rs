@@ -96,9 +96,11 @@ impl Client {
         }
     }
 
-    /// Pages until `hasMore` is false (at most `max_pages`); handles `SYNC_EXPIRED`.
+    /// Pages until `hasMore` is false (at most `max_pages`, which must suffice when
+    /// `must_finish`); handles `SYNC_EXPIRED`.
     async fn sync(&mut self, g: &Gql, totals: &Totals, max_pages: usize) {
         totals.syncs.fetch_add(1, Ordering::Relaxed);
+        let must_finish = max_pages >= 100_000;
         for _ in 0..max_pages {
             let resp = g
                 .run(
@@ -161,6 +163,12 @@ impl Client {
             if !has_more {
                 return;
             }
+        }
+        if must_finish {
+            totals.anomaly(format!(
+                "{}: still hasMore after {max_pages} pages (paging does not end)",
+                self.name
+            ));
         }
     }
 
@@ -374,12 +382,12 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
         // Time passes: sometimes past the retention of recent tombstones.
         base.fetch_add(rng.below(900) as i64, Ordering::SeqCst);
     }
-    let expired_before = totals.expired.load(Ordering::Relaxed);
     for (i, client) in clients.iter_mut().enumerate() {
         let g = &instances[i % instances.len()];
         client.sync(g, &totals, 100_000).await;
         client.verify(g, &totals).await;
     }
+    let expired_before = totals.expired.load(Ordering::Relaxed);
     sleeper.sync(&instances[0], &totals, 100_000).await;
     sleeper.verify(&instances[0], &totals).await;
     let sleeper_expired = totals.expired.load(Ordering::Relaxed) > expired_before;

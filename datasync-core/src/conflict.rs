@@ -49,14 +49,23 @@ impl Conflict<'_> {
         self.server.field_versions.get(field).copied().unwrap_or(1)
     }
 
-    /// Fields the server changed after the client's base version.
+    /// Whether the server changed `field` after the client's base version. A base version
+    /// the server never had (above the stored one) proves nothing: every field counts as
+    /// changed.
+    pub fn changed(&self, field: &str) -> bool {
+        self.base_version > self.server.meta.version
+            || self.field_version(field) > self.base_version
+    }
+
+    /// Fields the server changed after the client's base version (see [`changed`](Self::changed)).
     pub fn changed_since_base(&self) -> Vec<String> {
         let mut fields: Vec<String> = self
             .server
             .data
             .keys()
             .chain(self.server.field_versions.keys())
-            .filter(|f| self.field_version(f) > self.base_version)
+            .chain(self.patch.keys())
+            .filter(|f| self.changed(f))
             .cloned()
             .collect();
         fields.sort();
@@ -174,7 +183,7 @@ impl ConflictStrategy for ServerWins {
         }
         let mut data = c.server.data.clone();
         for (field, value) in c.patch {
-            if c.field_version(field) <= c.base_version {
+            if !c.changed(field) {
                 data.insert(field.clone(), value.clone());
             }
         }

@@ -258,7 +258,10 @@ impl<M: Model> Repository<M> {
             let deleted = current.meta.deleted;
             // Deleting what is already deleted, based on the version the delete started
             // from: a retry, answered with the tombstone it made.
-            if op == Operation::Delete && deleted && current.meta.version == base + 1 {
+            if op == Operation::Delete
+                && deleted
+                && base.checked_add(1) == Some(current.meta.version)
+            {
                 return decode(current);
             }
             let data = if !deleted && current.meta.version == base {

@@ -210,12 +210,20 @@ impl MongoStore {
         let now = self.inner.opts.now_millis();
         let key = uuid::Uuid::new_v4().simple().to_string();
         let mut set = Document::new();
-        set.insert(format!("res.{key}"), doc! { "lo": lo, "at": now });
+        set.insert(format!("res.{key}.lo"), lo);
+        // The reservation's age is measured on the database's clock, never a writer's.
+        let mut stamp = Document::new();
+        stamp.insert(format!("res.{key}.at"), true);
         // Upsert: a counter that vanished (a replaced server) starts again at zero.
         let counter = counters
             .find_one_and_update(
                 doc! { "_id": spec.collection },
-                doc! { "$inc": { "seq": 1i64 }, "$max": { "lastMs": now }, "$set": set },
+                doc! {
+                    "$inc": { "seq": 1i64 },
+                    "$max": { "lastMs": now },
+                    "$set": set,
+                    "$currentDate": stamp,
+                },
             )
             .upsert(true)
             .return_document(ReturnDocument::After)
@@ -284,9 +292,15 @@ impl MongoStore {
 
     async fn sync_page(&self, spec: &'static ModelSpec, request: &SyncRequest) -> Result<SyncPage> {
         self.purge(spec).await?;
+        // Read the counter and the database's time in one step.
         let counter = self
             .counters()
-            .find_one(doc! { "_id": spec.collection })
+            .find_one_and_update(
+                doc! { "_id": spec.collection },
+                doc! { "$currentDate": { "readAt": true } },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
             .await
             .map_err(db_error)?
             .unwrap_or_default();
@@ -298,7 +312,7 @@ impl MongoStore {
             purged_seq,
             int(counter.get("purgedMs")).unwrap_or(0),
         )?;
-        let in_flight = self.in_flight(spec, &counter, top).await;
+        let (in_flight, oldest_lo, overflow) = self.in_flight(spec, &counter, top).await;
 
         // Only positions up to `top` (read above): a later position may belong to a write
         // that began after that read and is not announced in `in_flight`.
@@ -334,36 +348,65 @@ impl MongoStore {
             .try_collect()
             .await
             .map_err(db_error)?;
+
+        // A purge by another request between the check above and the query may have removed
+        // a tombstone this client has not seen: check again against the newest watermark.
+        let now_purged = self
+            .counters()
+            .find_one(doc! { "_id": spec.collection })
+            .await
+            .map_err(db_error)?
+            .and_then(|c| int(c.get("purgedSeq")))
+            .unwrap_or(purged_seq);
+        if now_purged != purged_seq {
+            super::check_token(&request.since, top, now_purged, 0)?;
+        }
+
         let mut rows = docs.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
-        let has_more = rows.len() > request.limit as usize;
+        let mut has_more = rows.len() > request.limit as usize;
         rows.truncate(request.limit as usize);
 
         let matching = self.matching(spec, request, &rows).await?;
         let returned: HashSet<i64> = rows.iter().map(|(_, seq)| *seq).collect();
         let last = rows.last().map_or(cursor, |(_, seq)| *seq);
-        let next_cursor = if has_more {
+        let mut next_cursor = if has_more {
             cursor.max(last)
         } else {
             top.max(cursor)
         };
-        // Still owed: positions of the old token not reached on this page, and positions up
-        // to the new cursor whose writes are in flight and were not returned.
-        let mut owed: BTreeSet<i64> = pending
-            .iter()
-            .copied()
-            .filter(|p| has_more && *p > last)
-            .collect();
-        owed.extend(
-            in_flight
+        // Still owed: pending positions not returned that are still in flight or were not
+        // reached on this page, and positions newly passed by the cursor whose writes are in
+        // flight. Positions at or below the old cursor are never added again, so every page
+        // either moves the cursor or shrinks the pending set.
+        let owed_from = |next_cursor: i64| -> BTreeSet<i64> {
+            let mut owed: BTreeSet<i64> = pending
                 .iter()
                 .copied()
-                .filter(|p| *p <= next_cursor && !returned.contains(p)),
-        );
-        if owed.len() > SyncToken::MAX_PENDING {
-            return Err(DataSyncError::internal(
-                "too many writes in flight to sync now; try again shortly",
-                format!("{} pending positions in {}", owed.len(), spec.collection),
-            ));
+                .filter(|p| {
+                    !returned.contains(p) && ((has_more && *p > last) || in_flight.contains(p))
+                })
+                .collect();
+            // (`range` panics on an empty interval written backwards.)
+            if next_cursor > cursor {
+                owed.extend(
+                    in_flight
+                        .range(cursor + 1..=next_cursor)
+                        .filter(|p| !returned.contains(p)),
+                );
+            }
+            owed
+        };
+        let mut owed = owed_from(next_cursor);
+        if overflow || owed.len() > SyncToken::MAX_PENDING {
+            // Too many writes in flight to name them all: stop the cursor below the oldest
+            // reservation (everything above it is delivered later, some of it twice).
+            next_cursor = cursor.max(oldest_lo.unwrap_or(cursor));
+            has_more = false;
+            owed = pending
+                .iter()
+                .copied()
+                .filter(|p| *p <= next_cursor)
+                .collect();
         }
         Ok(SyncPage {
             items: rows
@@ -376,7 +419,7 @@ impl MongoStore {
             next: SyncToken::Seq {
                 seq: next_cursor,
                 pending: owed.into_iter().collect(),
-                watermark: purged_seq,
+                watermark: now_purged,
             },
             has_more,
         })
@@ -414,19 +457,37 @@ impl MongoStore {
     }
 
     /// Positions that may still be written: for each live reservation, everything above its
-    /// `lo` up to `top`. Timed-out reservations are dropped from the counter document.
-    async fn in_flight(&self, spec: &ModelSpec, counter: &Document, top: i64) -> BTreeSet<i64> {
-        let now = self.inner.opts.now_millis();
+    /// `lo` up to `top`; the lowest live `lo`; and whether a range was too large to list.
+    /// Reservations older than the timeout (by
+    /// the database's clock, read with the counter) are dropped from the counter document.
+    async fn in_flight(
+        &self,
+        spec: &ModelSpec,
+        counter: &Document,
+        top: i64,
+    ) -> (BTreeSet<i64>, Option<i64>, bool) {
+        let now = counter
+            .get_datetime("readAt")
+            .map_or(0, |d| d.timestamp_millis());
         let mut positions = BTreeSet::new();
+        let mut oldest_lo: Option<i64> = None;
+        let mut overflow = false;
         let mut dead = Document::new();
         if let Ok(reservations) = counter.get_document("res") {
             for (key, r) in reservations {
                 let Some(r) = r.as_document() else { continue };
-                let (lo, at) = (int(r.get("lo")).unwrap_or(0), int(r.get("at")).unwrap_or(0));
+                let lo = int(r.get("lo")).unwrap_or(0);
+                let at = r.get_datetime("at").map_or(0, |d| d.timestamp_millis());
                 if now - at > RESERVATION_TIMEOUT_MS {
                     dead.insert(format!("res.{key}"), "");
                 } else {
-                    positions.extend((lo + 1)..=top);
+                    oldest_lo = Some(oldest_lo.map_or(lo, |o| o.min(lo)));
+                    if top - lo > SyncToken::MAX_PENDING as i64 {
+                        // Too many to name: the caller stops below the oldest reservation.
+                        overflow = true;
+                    } else {
+                        positions.extend((lo + 1)..=top);
+                    }
                 }
             }
         }
@@ -436,7 +497,7 @@ impl MongoStore {
                 .update_one(doc! { "_id": spec.collection }, doc! { "$unset": dead })
                 .await;
         }
-        positions
+        (positions, oldest_lo, overflow)
     }
 
     async fn insert_record(
