@@ -370,12 +370,23 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
                 })
             })
             .collect();
+        // Time also passes while the round runs, so purges race with paging.
+        let ticker = {
+            let (base, mut rng) = (Arc::clone(&base), Rng(seed ^ round as u64 ^ 0xC10C));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                    base.fetch_add(rng.below(60) as i64, Ordering::SeqCst);
+                }
+            })
+        };
         for w in writers {
             w.await.unwrap();
         }
         for r in readers {
             clients.push(r.await.unwrap());
         }
+        ticker.abort();
         if round == 0 {
             sleeper.sync(&instances[0], &totals, 1000).await;
         }
@@ -468,4 +479,22 @@ async fn mongo_several_processes_with_skewed_clocks() {
         instances.push(Gql::new(store));
     }
     check("mongo x3, skewed clocks", instances, base).await;
+}
+
+/// One process's clock is far ahead (beyond any timeout): it purges tombstones as soon as it
+/// sees them, so clients are often told to resync; none may keep a ghost or miss a change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mongo_one_clock_far_ahead() {
+    let base = start();
+    let db = fresh_database();
+    let mut instances = Vec::new();
+    for skew in [0, 90_000] {
+        let store: Arc<dyn Store> = Arc::new(
+            MongoStore::connect_with(&mongodb_uri(), &db, options(&base, skew))
+                .await
+                .unwrap(),
+        );
+        instances.push(Gql::new(store));
+    }
+    check("mongo x2, one clock 90 s ahead", instances, base).await;
 }
