@@ -73,6 +73,16 @@ impl Conflict<'_> {
         fields
     }
 
+    /// For strategies that only merge updates of live records: a rejection (listing the
+    /// fields changed since the base) for a stale delete or an update of a deleted record.
+    pub fn reject_removal(&self) -> Option<Resolution> {
+        (self.server.meta.deleted || self.operation == Operation::Delete).then(|| {
+            Resolution::Reject {
+                conflicting_fields: self.changed_since_base(),
+            }
+        })
+    }
+
     /// The server's data with the patch's fields written over it.
     pub fn client_over_server(&self) -> Document {
         let mut data = self.server.data.clone();
@@ -176,10 +186,8 @@ impl ConflictStrategy for ServerWins {
     }
 
     fn resolve(&self, c: &Conflict<'_>) -> Resolution {
-        if c.server.meta.deleted || c.operation == Operation::Delete {
-            return Resolution::Reject {
-                conflicting_fields: c.changed_since_base(),
-            };
+        if let Some(rejection) = c.reject_removal() {
+            return rejection;
         }
         let mut data = c.server.data.clone();
         for (field, value) in c.patch {
@@ -204,10 +212,8 @@ impl ConflictStrategy for Merge {
     }
 
     fn resolve(&self, c: &Conflict<'_>) -> Resolution {
-        if c.server.meta.deleted || c.operation == Operation::Delete {
-            return Resolution::Reject {
-                conflicting_fields: c.changed_since_base(),
-            };
+        if let Some(rejection) = c.reject_removal() {
+            return rejection;
         }
         let conflicting_fields: Vec<String> = c
             .changed_since_base()
