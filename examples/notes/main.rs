@@ -34,6 +34,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(uri) => {
             let db = std::env::var("MONGODB_DB").unwrap_or_else(|_| "notes".into());
             let store = MongoStore::connect(&uri, &db).await?;
+            store.prepare::<app::Note>().await?;
+            store.prepare::<app::Comment>().await?;
             (
                 app::schema_with(store, overrides),
                 format!("MongoDB database {db:?}"),

@@ -644,6 +644,19 @@ impl MongoStore {
     pub fn database(&self) -> &Database {
         &self.inner.db
     }
+
+    /// Creates `M`'s indexes and counter document now (idempotent), instead of on the first
+    /// operation: call it at start-up, right after connecting.
+    ///
+    /// ```no_run
+    /// # async fn demo<Note: datasync_core::Model>() -> datasync_core::Result<()> {
+    /// let store = datasync_core::MongoStore::connect("mongodb://localhost:27017", "app").await?;
+    /// store.prepare::<Note>().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn prepare<M: crate::model::Model>(&self) -> Result<()> {
+        self.ensure(M::spec()).await
+    }
 }
 
 impl Store for MongoStore {
