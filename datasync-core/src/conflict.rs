@@ -85,9 +85,7 @@ impl Conflict<'_> {
 
     /// The server's data with the patch's fields written over it.
     pub fn client_over_server(&self) -> Document {
-        let mut data = self.server.data.clone();
-        data.extend(self.patch.iter().map(|(k, v)| (k.clone(), v.clone())));
-        data
+        crate::model::overlay(&self.server.data, self.patch)
     }
 }
 

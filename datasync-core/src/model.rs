@@ -11,6 +11,20 @@ use crate::filter::Filter;
 /// The id and the sync metadata are not part of it.
 pub type Document = Map<String, Json>;
 
+/// `base` with the fields of `patch` written over it (top level only): how a patch applies.
+///
+/// ```
+/// let base = serde_json::json!({"a": 1, "b": 2});
+/// let patch = serde_json::json!({"b": null});
+/// let out = datasync_core::model::overlay(base.as_object().unwrap(), patch.as_object().unwrap());
+/// assert_eq!(serde_json::Value::Object(out), serde_json::json!({"a": 1, "b": null}));
+/// ```
+pub fn overlay(base: &Document, patch: &Document) -> Document {
+    let mut data = base.clone();
+    data.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+    data
+}
+
 /// The scalar a filterable field compares as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScalarKind {

@@ -17,7 +17,7 @@ use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
 use crate::graphql::{OrderByInput, PageRequest, SortDirectionEnum};
 use crate::meta::Record;
-use crate::model::{Document, FieldError, Model, ModelFilter, ModelSpec, MutateParts};
+use crate::model::{overlay, Document, FieldError, Model, ModelFilter, ModelSpec, MutateParts};
 use crate::query::{FindQuery, Order, OrderField, SyncRequest, DEFAULT_SYNC_LIMIT, MAX_LIMIT};
 use crate::store::{
     CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreRef, StoredRecord,
@@ -250,9 +250,10 @@ impl<M: Model> Repository<M> {
             Json::Object(state)
         };
         let strategy = self.strategy.as_deref().unwrap_or(spec.conflict);
-        let mut last_seen = None;
+        // A stale compare-and-set hands back the state that beat it: decide again on that.
+        let mut seen = self.store.get(spec, &id).await?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(current) = self.store.get(spec, &id).await? else {
+            let Some(current) = seen else {
                 return Err(DataSyncError::NotFound { id });
             };
             let deleted = current.meta.deleted;
@@ -266,7 +267,7 @@ impl<M: Model> Repository<M> {
             }
             let data = if !deleted && current.meta.version == base {
                 match op {
-                    Operation::Update => merged(&current.data, &patch),
+                    Operation::Update => overlay(&current.data, &patch),
                     Operation::Delete => current.data.clone(),
                 }
             } else {
@@ -312,11 +313,11 @@ impl<M: Model> Repository<M> {
                         meta: rec.meta,
                     })
                 }
-                CasOutcome::Stale(now) => last_seen = now,
+                CasOutcome::Stale(now) => seen = now,
             }
         }
         // The record kept changing under us: report the conflict against its latest state.
-        match last_seen {
+        match seen {
             Some(rec) => {
                 let fields = differing_fields(&rec.data, &patch);
                 Err(conflict_error(op, &rec, client_state(), fields))
@@ -345,13 +346,6 @@ fn decode<M: Model>(rec: StoredRecord) -> Result<Record<M>> {
     let StoredRecord { id, data, meta, .. } = rec;
     let value = M::from_document(id.clone(), data).map_err(|e| e.into_internal(&id))?;
     Ok(Record { data: value, meta })
-}
-
-/// The stored fields with the patch's fields replaced (top level only).
-fn merged(current: &Document, patch: &Document) -> Document {
-    let mut data = current.clone();
-    data.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
-    data
 }
 
 fn conflict_error(

@@ -784,9 +784,7 @@ fn to_bson(value: &Json) -> Bson {
         },
         Json::String(s) => Bson::String(s.clone()),
         Json::Array(items) => Bson::Array(items.iter().map(to_bson).collect()),
-        Json::Object(map) => {
-            Bson::Document(map.iter().map(|(k, v)| (k.clone(), to_bson(v))).collect())
-        }
+        Json::Object(map) => Bson::Document(to_bson_document(map)),
     }
 }
 
