@@ -14,7 +14,8 @@ pub mod prelude {
         self, EmptyMutation, EmptySubscription, MaybeUndefined, MergedObject, Object, Schema, ID,
     };
     pub use crate::{
-        DataSync, DataSyncError, OrderByInput, PageRequest, Record, Repository, SchemaBuilderExt,
-        SortDirectionEnum, SqliteStore, Store, StoreOptions, SyncMeta, SyncToken,
+        BooleanInput, DataSync, DataSyncError, FieldFilter, FloatInput, IDInput, IntInput,
+        OrderByInput, PageRequest, Record, Repository, SchemaBuilderExt, SortDirectionEnum,
+        SqliteStore, Store, StoreOptions, StringInput, SyncMeta, SyncToken,
     };
 }

@@ -328,7 +328,7 @@ async fn every_field_type_round_trips(b: Backend) {
 async fn repository_without_graphql(b: Backend) {
     use common::app::{CreateNoteInput, MutateNoteInput, Note, NoteFilter};
     use datasync::async_graphql::MaybeUndefined;
-    use datasync::{StringInput, SyncToken};
+    use datasync::{FieldFilter, StringInput, SyncToken};
 
     let store = b.store().await;
     let notes = Note::repository(&store);
@@ -359,10 +359,10 @@ async fn repository_without_graphql(b: Backend) {
     assert_eq!(rec.meta.version, 2);
 
     let filter = NoteFilter {
-        title: Some(StringInput {
+        title: Some(FieldFilter::new(StringInput {
             contains: Some("Rust".into()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     let page = notes.find(Some(&filter), None, None).await.unwrap();
@@ -398,7 +398,7 @@ async fn repository_without_graphql(b: Backend) {
 async fn awkward_field_names_work() {
     use common::gadget::{Awkward, AwkwardFilter, CreateAwkwardInput, MutateAwkwardInput};
     use datasync::async_graphql::MaybeUndefined;
-    use datasync::{StringInput, SyncToken};
+    use datasync::{FieldFilter, StringInput, SyncToken};
 
     let store = Backend::Sqlite.store().await;
     let repo = Awkward::repository(&store);
@@ -428,10 +428,10 @@ async fn awkward_field_names_work() {
     };
     assert_eq!(repo.update(patch).await.unwrap().data.r#type, "u");
     let f = AwkwardFilter {
-        r#type: Some(StringInput {
+        r#type: Some(FieldFilter::new(StringInput {
             eq: Some("u".into()),
             ..Default::default()
-        }),
+        })),
         ..Default::default()
     };
     assert_eq!(repo.find(Some(&f), None, None).await.unwrap().count, 1);

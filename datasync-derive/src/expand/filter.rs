@@ -21,33 +21,35 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
         "Which {} to return; all conditions given must hold.",
         g.plural
     );
-    let filterable: Vec<_> = g
-        .data
-        .iter()
-        .filter(|f| f.attrs.skip_filter.is_none())
-        .collect();
-    let fields = filterable.iter().map(|f| {
-        let (ident, ty, name, docs) = (f.ident, f.ty, &f.name, &f.docs);
-        let input = quote_spanned!(ty.span()=> <#ty as #rt::Filterable>::Input);
-        quote!(#(#docs)* #[graphql(name = #name)] pub #ident: ::core::option::Option<#input>,)
+    // Each field's input is named through the model (`FieldFilter<Note, I>`), so the
+    // filter type is well-formed whatever the field type is; an unfilterable type is
+    // reported once, by the `FilterField` impl, at the field's type.
+    let filterable: Vec<_> = g.filterable().collect();
+    let impls = filterable.iter().map(|(index, f)| {
+        let (ident, ty) = (model.ident, f.ty);
+        let field = quote_spanned!(ty.span()=> type Field = #ty;);
+        quote!(impl #rt::FilterField<#index> for #ident { #field })
     });
-    let conditions = filterable.iter().map(|f| {
-        let (ident, ty, name) = (f.ident, f.ty, &f.name);
+    let fields = filterable.iter().map(|(index, f)| {
+        let (ident, name, docs, model) = (f.ident, &f.name, &f.docs, model.ident);
+        quote! {
+            #(#docs)*
+            #[graphql(name = #name)]
+            pub #ident: ::core::option::Option<#rt::FieldFilter<#model, #index>>,
+        }
+    });
+    let conditions = filterable.iter().map(|(_, f)| {
+        let (ident, name) = (f.ident, &f.name);
         let path = format!("filter.{name}");
-        // Spanned at the field's type, like every other use: an unfilterable type is
-        // reported once, there.
-        let kind = quote_spanned!(ty.span()=> <#ty as #rt::Filterable>::KIND);
         quote! {
             if let ::core::option::Option::Some(input) = &self.#ident {
-                all.push(#rt::FilterInput::to_filter(
-                    input,
-                    #rt::FieldRef::Data { name: #name, kind: #kind },
-                    #path,
-                )?);
+                all.push(input.to_filter(#name, #path)?);
             }
         }
     });
     quote! {
+        #(#impls)*
+
         #[doc = #doc]
         #[derive(#ag::InputObject, ::core::default::Default)]
         #[graphql(name = #name, crate = #ag_crate)]

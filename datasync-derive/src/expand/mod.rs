@@ -99,6 +99,16 @@ impl<'a> Gen<'a> {
         quote!(#(#items)*)
     }
 
+    /// The filterable data fields, each with its index among the data fields (the `I` of
+    /// `FieldFilter<Note, I>`).
+    pub fn filterable(&self) -> impl Iterator<Item = (usize, &'a Field<'a>)> + '_ {
+        self.data
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, f)| f.attrs.skip_filter.is_none())
+    }
+
     /// `getNote`-style operation names.
     pub fn op(&self, verb: &str, plural: bool) -> String {
         let noun = if plural {

@@ -20,13 +20,12 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     let strategy = crate::attr::strategy_type(&model.conflict());
     let conflict = quote!(#rt::#strategy);
 
-    let specs = g.data.iter().map(|f| {
+    let specs = g.data.iter().enumerate().map(|(index, f)| {
         let name = &f.name;
-        let ty = f.ty;
         let kind = if f.attrs.skip_filter.is_some() {
             quote!(::core::option::Option::None)
         } else {
-            quote_spanned!(ty.span()=> ::core::option::Option::Some(<#ty as #rt::Filterable>::KIND))
+            quote!(::core::option::Option::Some(#rt::FieldFilter::<#ident, #index>::KIND))
         };
         quote!(#rt::FieldSpec { name: #name, filter: #kind })
     });

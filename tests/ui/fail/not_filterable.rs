@@ -13,6 +13,10 @@ pub struct Address {
 pub struct Note {
     pub id: String,
     pub address: Address,
+    pub previous: Option<Vec<Address>>,
+    /// Fine: stored and returned, but not in `NoteFilter`.
+    #[datasync(skip_filter)]
+    pub home: Address,
 }
 
 fn main() {}

@@ -10,8 +10,12 @@
 //!   which holds when *no* element equals the value;
 //! - an empty `and`/`or` list adds no condition; `not` negates.
 
+mod field;
+
 use async_graphql::{InputObject, InputType, ID};
 use chrono::{DateTime, SecondsFormat, Utc};
+
+pub use field::{FieldFilter, FilterField};
 
 use crate::error::{DataSyncError, Result};
 use crate::model::{FieldKind, ScalarKind};
@@ -159,7 +163,7 @@ pub trait FilterInput {
 )]
 pub trait Filterable {
     /// The GraphQL input (`StringInput`, `IntInput`, ...).
-    type Input: InputType + FilterInput;
+    type Input: InputType + FilterInput + 'static;
     /// How the field is stored and compared.
     const KIND: FieldKind;
 }
