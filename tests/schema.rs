@@ -195,3 +195,62 @@ async fn request_errors_get_bad_user_input() {
         .await;
     assert_eq!(code(&resp["errors"][0]), "BAD_USER_INPUT", "{resp}");
 }
+
+/// Two models that the user gave the same plural.
+mod same_plural {
+    use datasync::prelude::*;
+
+    #[derive(DataSync)]
+    #[datasync(plural = "Items")]
+    pub struct Book {
+        pub id: String,
+    }
+
+    #[derive(DataSync)]
+    #[datasync(plural = "Items")]
+    pub struct Tool {
+        pub id: String,
+    }
+
+    #[derive(MergedObject, Default)]
+    #[graphql(crate = "datasync::async_graphql")]
+    pub struct Query(BookQuery, ToolQuery);
+}
+
+#[tokio::test]
+async fn two_models_with_one_plural_are_refused_when_the_schema_is_wired() {
+    // Merged as is, one model's `findItems` and `syncItems` would silently vanish.
+    let problem = datasync::graphql::colliding_operations::<same_plural::Query>()
+        .expect("the collision is found");
+    assert!(
+        problem.contains("`Book` and `Tool` both define `findItems`")
+            && problem.contains("#[datasync(plural"),
+        "{problem}"
+    );
+    let store = SqliteStore::memory().await.unwrap();
+    let wired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Schema::build(
+            same_plural::Query::default(),
+            EmptyMutation,
+            EmptySubscription,
+        )
+        .datasync(store)
+        .finish()
+    }));
+    assert!(
+        wired.is_err(),
+        "wiring the schema must refuse the collision"
+    );
+}
+
+#[test]
+fn nested_merges_of_one_model_are_not_collisions() {
+    #[derive(MergedObject, Default)]
+    #[graphql(crate = "datasync::async_graphql")]
+    struct Inner(NoteQuery, CommentQuery);
+    #[derive(MergedObject, Default)]
+    #[graphql(crate = "datasync::async_graphql")]
+    struct Outer(UserQuery, Inner);
+    assert_eq!(datasync::graphql::colliding_operations::<Outer>(), None);
+    assert_eq!(datasync::graphql::colliding_operations::<Query>(), None);
+}

@@ -130,9 +130,13 @@ fn check_container(cx: &mut Ctxt, model: &Model<'_>) {
     }
     if let Some(plural) = &model.attrs.plural {
         if plural.text == model.type_name() {
+            let name = &plural.text;
             cx.error_spanned_by(
                 &plural.lit,
-                "`plural` must differ from the type name, or `get` and `find` operations would collide",
+                format!(
+                    "`plural` must differ from the type name: `find{name}` and `sync{name}` return many records but read like `get{name}`; remove `plural` to get \"{}\", or name the plural yourself",
+                    crate::naming::plural(name)
+                ),
             );
         } else if !is_graphql_name(&plural.text) {
             cx.error_spanned_by(&plural.lit, "`plural` must be a valid GraphQL name (letters, digits, `_`), e.g. `plural = \"People\"`");

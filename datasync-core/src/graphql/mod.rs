@@ -3,14 +3,16 @@
 
 mod error_codes;
 mod input_depth;
+mod operations;
 
 pub use error_codes::ErrorCodes;
 pub use input_depth::{InputDepthLimit, MAX_INPUT_DEPTH};
+pub use operations::colliding_operations;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, InputObject, SchemaBuilder};
+use async_graphql::{Context, Enum, InputObject, OutputType, SchemaBuilder};
 
 use crate::conflict::ConflictStrategy;
 
@@ -73,18 +75,26 @@ pub struct OrderByInput {
 pub trait SchemaBuilderExt: Sized {
     /// Makes `store` available to the generated resolvers and installs [`ErrorCodes`] and
     /// [`InputDepthLimit`].
+    ///
+    /// # Panics
+    ///
+    /// When two models in the query would generate the same operation (the same plural),
+    /// which the merged schema would otherwise drop silently; see [`colliding_operations`].
     fn datasync(self, store: impl Store) -> Self;
 
     /// [`datasync`](Self::datasync), with conflict strategies that replace the models' own.
     fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self;
 }
 
-impl<Q, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
+impl<Q: OutputType, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
     fn datasync(self, store: impl Store) -> Self {
         self.datasync_with(store, ConflictOverrides::default())
     }
 
     fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self {
+        if let Some(problem) = colliding_operations::<Q>() {
+            panic!("{problem}");
+        }
         self.data(StoreRef::new(store))
             .data(overrides)
             .extension(ErrorCodes)
