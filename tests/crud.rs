@@ -17,6 +17,7 @@ store_tests!(
     tombstone_cannot_be_updated_or_deleted,
     every_field_type_round_trips,
     repository_without_graphql,
+    two_models_cannot_share_a_collection,
 );
 
 async fn create_and_get(b: Backend) {
@@ -443,4 +444,54 @@ async fn awkward_field_names_work() {
             .len(),
         1
     );
+}
+
+/// Two models whose collection names match (same plural, default collection).
+mod shared_collection {
+    use datasync::prelude::*;
+
+    #[derive(DataSync, Debug)]
+    #[datasync(plural = "Items")]
+    pub struct Book {
+        pub id: String,
+        pub title: String,
+    }
+
+    #[derive(DataSync, Debug)]
+    #[datasync(plural = "Items")]
+    pub struct Tool {
+        pub id: String,
+        pub weight: i32,
+    }
+}
+
+async fn two_models_cannot_share_a_collection(b: Backend) {
+    use datasync::SyncToken;
+    use shared_collection::{Book, CreateBookInput, CreateToolInput, Tool};
+
+    let store = b.store().await;
+    let books = Book::repository(&store);
+    let book = CreateBookInput {
+        id: Some("x".into()),
+        title: "Dune".into(),
+    };
+    books.create(book).await.unwrap();
+
+    let tools = Tool::repository(&store);
+    let tool = CreateToolInput {
+        id: Some("y".into()),
+        weight: 3,
+    };
+    let err = tools.create(tool).await.unwrap_err();
+    assert_eq!(err.code(), "INTERNAL");
+    assert!(
+        err.to_string()
+            .contains("models `Book` and `Tool` are configured to share one collection"),
+        "{err}"
+    );
+    assert!(tools.get("x").await.is_err(), "reads are refused as well");
+    // The first model's records are untouched and nothing of the second was written.
+    let page = books.sync(SyncToken::ZERO, None, 10).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].data.title, "Dune");
 }

@@ -15,9 +15,10 @@ pub mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_filter;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
@@ -322,5 +323,34 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
         (**self).purge_tombstones(spec)
+    }
+}
+
+/// Which model each collection of a store belongs to, in this process.
+///
+/// Two models on one collection (say, two models given the same plural, whose default
+/// collection names match) would read and overwrite each other's records. The first
+/// model to use a collection owns it; any other model gets an error and touches nothing.
+#[derive(Default)]
+pub(crate) struct CollectionOwners(Mutex<HashMap<&'static str, &'static ModelSpec>>);
+
+impl CollectionOwners {
+    /// Records `spec`'s model as the owner of its collection, or refuses another model.
+    pub(crate) fn claim(&self, spec: &'static ModelSpec) -> Result<()> {
+        let mut owners = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = *owners.entry(spec.collection).or_insert(spec);
+        if std::ptr::eq(owner, spec) {
+            return Ok(());
+        }
+        Err(DataSyncError::internal(
+            &format!(
+                "models `{}` and `{}` are configured to share one collection",
+                owner.type_name, spec.type_name
+            ),
+            format_args!(
+                "both use collection {:?}; give one of them `#[datasync(collection = \"...\")]` or another `plural`",
+                spec.collection
+            ),
+        ))
     }
 }

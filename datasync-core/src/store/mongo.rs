@@ -24,8 +24,8 @@ use serde_json::Value as Json;
 
 use super::mongo_filter;
 use super::{
-    BoxFuture, CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions,
-    StoredRecord,
+    BoxFuture, CasOutcome, CollectionOwners, FieldVersions, InsertOutcome, Replacement, Store,
+    StoreOptions, StoredRecord,
 };
 use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
@@ -71,6 +71,8 @@ struct Inner {
     opts: StoreOptions,
     /// Collections whose indexes and counter document exist.
     ready: Mutex<HashSet<&'static str>>,
+    /// Which model each collection belongs to.
+    owners: CollectionOwners,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -126,6 +128,7 @@ impl MongoStore {
                 db,
                 opts,
                 ready: Mutex::new(HashSet::new()),
+                owners: CollectionOwners::default(),
             }),
         }
     }
@@ -141,6 +144,7 @@ impl MongoStore {
     /// Creates the collection's indexes and counter document, once per process (again after
     /// a failure). Index creation is idempotent.
     async fn ensure(&self, spec: &'static ModelSpec) -> Result<()> {
+        self.inner.owners.claim(spec)?;
         if self
             .inner
             .ready

@@ -17,8 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 
 use super::sqlite_filter::{ident, SqlBuf};
 use super::{
-    BoxFuture, CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions,
-    StoredRecord,
+    BoxFuture, CasOutcome, CollectionOwners, FieldVersions, InsertOutcome, Replacement, Store,
+    StoreOptions, StoredRecord,
 };
 use crate::error::{DataSyncError, Result};
 use crate::meta::SyncMeta;
@@ -46,6 +46,7 @@ pub struct SqliteStore {
 struct Inner {
     state: Mutex<State>,
     opts: StoreOptions,
+    owners: CollectionOwners,
 }
 
 struct State {
@@ -124,6 +125,7 @@ impl SqliteStore {
                     ready: HashSet::new(),
                 }),
                 opts,
+                owners: CollectionOwners::default(),
             }),
         };
         store
@@ -151,6 +153,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection, &StoreOptions) -> Step<T> + Send + 'static,
     {
+        if let Some(spec) = spec {
+            self.inner.owners.claim(spec)?;
+        }
         let inner = Arc::clone(&self.inner);
         let joined = tokio::task::spawn_blocking(move || {
             let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
