@@ -254,3 +254,47 @@ fn nested_merges_of_one_model_are_not_collisions() {
     assert_eq!(datasync::graphql::colliding_operations::<Outer>(), None);
     assert_eq!(datasync::graphql::colliding_operations::<Query>(), None);
 }
+
+/// The user's own types may have fields shaped like generated operations.
+mod look_alikes {
+    use super::common::app::{CommentResultList, NoteResultList};
+    use datasync::prelude::*;
+
+    pub struct Shelf;
+    #[Object(crate = "datasync::async_graphql")]
+    impl Shelf {
+        #[graphql(name = "findItems")]
+        async fn find_items(&self) -> Option<NoteResultList> {
+            None
+        }
+    }
+
+    pub struct Garage;
+    #[Object(crate = "datasync::async_graphql")]
+    impl Garage {
+        #[graphql(name = "findItems")]
+        async fn find_items(&self) -> Option<CommentResultList> {
+            None
+        }
+    }
+
+    #[derive(Default)]
+    pub struct Rooms;
+    #[Object(crate = "datasync::async_graphql")]
+    impl Rooms {
+        async fn shelf(&self) -> Shelf {
+            Shelf
+        }
+        async fn garage(&self) -> Garage {
+            Garage
+        }
+    }
+}
+
+#[test]
+fn look_alike_fields_of_user_types_are_not_collisions() {
+    #[derive(MergedObject, Default)]
+    #[graphql(crate = "datasync::async_graphql")]
+    struct WithRooms(look_alikes::Rooms, NoteQuery, CommentQuery);
+    assert_eq!(datasync::graphql::colliding_operations::<WithRooms>(), None);
+}

@@ -5,7 +5,8 @@
 //! on both) would therefore lose one model's `findItems` and `syncItems`. A derive sees one
 //! model at a time, so the check runs when the schema is wired: the generated operations
 //! are recognised by name and result type (`find<Plural>: <Model>ResultList!`,
-//! `sync<Plural>: <Model>DeltaList!`) among the merged query objects.
+//! `sync<Plural>: <Model>DeltaList!`) in the generated query objects (`<Model>Query`)
+//! among the merged parts. Fields of the user's own types are never counted.
 
 use std::collections::BTreeMap;
 
@@ -31,11 +32,20 @@ use async_graphql::OutputType;
 /// ```
 pub fn colliding_operations<Q: OutputType>() -> Option<String> {
     let mut registry = Registry::default();
-    Q::create_type_info(&mut registry);
+    // `Schema::build` has already registered these types and refused GraphQL name
+    // conflicts, so this only panics for names the schema was told to ignore
+    // (`build_with_ignore_name_conflicts`); the check is then left out.
+    let filled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Q::create_type_info(&mut registry);
+    }));
+    if filled.is_err() {
+        return None;
+    }
     // Every merged part stays in this registry as its own object type, so a field the
-    // merged root lost is still found in the part that declared it.
+    // merged root lost is still found in the part that declared it: the generated query
+    // object of its model, `<Model>Query`.
     let mut owners: BTreeMap<&str, &str> = BTreeMap::new();
-    for ty in registry.types.values() {
+    for (type_name, ty) in &registry.types {
         let MetaType::Object { fields, .. } = ty else {
             continue;
         };
@@ -43,10 +53,14 @@ pub fn colliding_operations<Q: OutputType>() -> Option<String> {
             let Some(model) = generated_by(&field.name, &field.ty) else {
                 continue;
             };
+            if type_name.strip_suffix("Query") != Some(model) {
+                continue;
+            }
             match owners.insert(&field.name, model) {
                 Some(other) if other != model => {
+                    let (first, second) = (other.min(model), other.max(model));
                     return Some(format!(
-                        "models `{other}` and `{model}` both define `{}`, and the schema would keep only one of them: give one model another `#[datasync(plural = \"...\")]`",
+                        "models `{first}` and `{second}` both define `{}`, and the schema would keep only one of them: give one model another `#[datasync(plural = \"...\")]`",
                         field.name
                     ));
                 }
