@@ -13,9 +13,11 @@ pub mod prelude {
     pub use crate::async_graphql::{
         self, EmptyMutation, EmptySubscription, MaybeUndefined, MergedObject, Object, Schema, ID,
     };
+    #[cfg(feature = "sqlite")]
+    pub use crate::SqliteStore;
     pub use crate::{
         BooleanInput, DataSync, DataSyncError, FieldFilter, FloatInput, IDInput, IntInput,
-        OrderByInput, PageRequest, Record, Repository, SchemaBuilderExt, SortDirectionEnum,
-        SqliteStore, Store, StoreOptions, StringInput, SyncMeta, SyncToken,
+        OrderByInput, PageRequest, Record, Repository, SchemaBuilderExt, SortDirectionEnum, Store,
+        StoreOptions, StringInput, SyncMeta, SyncToken,
     };
 }

@@ -463,6 +463,13 @@ mod shared_collection {
         pub id: String,
         pub weight: i32,
     }
+
+    /// Table names in SQLite ignore case.
+    #[derive(DataSync, Debug)]
+    #[datasync(collection = "ITEMS")]
+    pub struct Gear {
+        pub id: String,
+    }
 }
 
 async fn two_models_cannot_share_a_collection(b: Backend) {
@@ -490,6 +497,8 @@ async fn two_models_cannot_share_a_collection(b: Backend) {
         "{err}"
     );
     assert!(tools.get("x").await.is_err(), "reads are refused as well");
+    let gear = shared_collection::Gear::repository(&store);
+    assert_eq!(gear.get("x").await.unwrap_err().code(), "INTERNAL");
     // The first model's records are untouched and nothing of the second was written.
     let page = books.sync(SyncToken::ZERO, None, 10).await.unwrap();
     assert_eq!(page.items.len(), 1);

@@ -6,7 +6,7 @@ pub use serde_json;
 
 pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};
 pub use crate::error::{DataSyncError, Result};
-pub use crate::filter::{FieldFilter, FieldRef, Filter, FilterField, FilterInput, IDInput};
+pub use crate::filter::{FieldFilter, FieldRef, Filter, FilterInput, FilterableField, IDInput};
 pub use crate::graphql::{repository, OrderByInput, PageRequest};
 pub use crate::meta::{Record, SyncMeta};
 pub use crate::model::{

@@ -30,8 +30,8 @@ pub use clock::{Clock, SystemClock};
 pub use conflict::{ConflictInfo, ConflictStrategy, Operation};
 pub use error::{DataSyncError, Result};
 pub use filter::{
-    BooleanInput, FieldFilter, FieldRef, Filter, FilterField, FilterInput, Filterable, FloatInput,
-    IDInput, IntInput, Scalar, StringInput,
+    BooleanInput, FieldFilter, FieldRef, Filter, FilterInput, Filterable, FilterableField,
+    FloatInput, IDInput, IntInput, Scalar, StringInput,
 };
 pub use graphql::{
     ConflictOverrides, ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt, SortDirectionEnum,

@@ -24,28 +24,28 @@ use crate::model::FieldKind;
 /// implemented by hand. For `title: String`, the first data field of `Note`, it writes:
 ///
 /// ```
-/// use datasync_core::{FilterField, Filterable};
+/// use datasync_core::{FilterableField, Filterable};
 /// # pub struct Note;
 ///
-/// impl FilterField<0> for Note {
-///     type Field = String;
+/// impl FilterableField<0> for Note {
+///     type Type = String;
 /// }
 ///
-/// let kind = <<Note as FilterField<0>>::Field as Filterable>::KIND;
+/// let kind = <<Note as FilterableField<0>>::Type as Filterable>::KIND;
 /// assert_eq!(kind, <String as Filterable>::KIND);
 /// ```
-pub trait FilterField<const I: usize>: 'static {
+pub trait FilterableField<const I: usize>: 'static {
     /// The field's Rust type.
-    type Field: Filterable;
+    type Type: Filterable;
 }
 
 /// The condition on one field of a generated `<Model>Filter`: the field type's filter input
 /// (`StringInput`, `IntInput`, ...). In GraphQL it is exactly that input.
 ///
 /// ```
-/// use datasync_core::{FieldFilter, FilterField, StringInput};
+/// use datasync_core::{FieldFilter, FilterableField, StringInput};
 /// # pub struct Note;
-/// # impl FilterField<0> for Note { type Field = String; }
+/// # impl FilterableField<0> for Note { type Type = String; }
 ///
 /// // In `NoteFilter { title: Option<FieldFilter<Note, 0>>, .. }`:
 /// let title: FieldFilter<Note, 0> = FieldFilter::new(StringInput {
@@ -53,6 +53,7 @@ pub trait FilterField<const I: usize>: 'static {
 ///     ..Default::default()
 /// });
 /// assert_eq!(title.input().contains.as_deref(), Some("Rust"));
+/// assert_eq!(title.clone(), title);
 /// ```
 pub struct FieldFilter<M, const I: usize> {
     input: Box<dyn AnyInput>,
@@ -60,11 +61,11 @@ pub struct FieldFilter<M, const I: usize> {
 }
 
 /// The input a field type filters with.
-type InputOf<M, const I: usize> = <<M as FilterField<I>>::Field as Filterable>::Input;
+type InputOf<M, const I: usize> = <<M as FilterableField<I>>::Type as Filterable>::Input;
 
-impl<M: FilterField<I>, const I: usize> FieldFilter<M, I> {
+impl<M: FilterableField<I>, const I: usize> FieldFilter<M, I> {
     /// How the field is stored and compared.
-    pub const KIND: FieldKind = <M::Field as Filterable>::KIND;
+    pub const KIND: FieldKind = <M::Type as Filterable>::KIND;
 
     /// Wraps the field type's input.
     pub fn new(input: InputOf<M, I>) -> Self {
@@ -83,7 +84,9 @@ impl<M: FilterField<I>, const I: usize> FieldFilter<M, I> {
         }
     }
 
-    /// The conditions on field `name`; `path` names the input in error messages.
+    /// The conditions on field `name`; `path` names the input in error messages. Used by
+    /// the generated `ModelFilter` impl.
+    #[doc(hidden)]
     pub fn to_filter(&self, name: &'static str, path: &str) -> Result<Filter> {
         let field = FieldRef::Data {
             name,
@@ -93,7 +96,7 @@ impl<M: FilterField<I>, const I: usize> FieldFilter<M, I> {
     }
 }
 
-impl<M: FilterField<I>, const I: usize> InputType for FieldFilter<M, I> {
+impl<M: FilterableField<I>, const I: usize> InputType for FieldFilter<M, I> {
     type RawValueType = Self;
 
     fn type_name() -> Cow<'static, str> {
@@ -119,6 +122,22 @@ impl<M: FilterField<I>, const I: usize> InputType for FieldFilter<M, I> {
     }
 }
 
+impl<M, const I: usize> Clone for FieldFilter<M, I> {
+    fn clone(&self) -> Self {
+        FieldFilter {
+            input: self.input.clone_box(),
+            model: PhantomData,
+        }
+    }
+}
+
+/// Equal when the inputs are: same operators, same values.
+impl<M, const I: usize> PartialEq for FieldFilter<M, I> {
+    fn eq(&self, other: &Self) -> bool {
+        self.input.to_value() == other.input.to_value()
+    }
+}
+
 impl<M, const I: usize> fmt::Debug for FieldFilter<M, I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("FieldFilter")
@@ -132,9 +151,10 @@ trait AnyInput: Send + Sync {
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter>;
     fn to_value(&self) -> Value;
     fn as_any(&self) -> &dyn Any;
+    fn clone_box(&self) -> Box<dyn AnyInput>;
 }
 
-impl<T: InputType + FilterInput + 'static> AnyInput for T {
+impl<T: InputType + FilterInput + Clone + 'static> AnyInput for T {
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter> {
         FilterInput::to_filter(self, field, path)
     }
@@ -145,5 +165,9 @@ impl<T: InputType + FilterInput + 'static> AnyInput for T {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn clone_box(&self) -> Box<dyn AnyInput> {
+        Box::new(self.clone())
     }
 }

@@ -15,7 +15,7 @@ mod field;
 use async_graphql::{InputObject, InputType, ID};
 use chrono::{DateTime, SecondsFormat, Utc};
 
-pub use field::{FieldFilter, FilterField};
+pub use field::{FieldFilter, FilterableField};
 
 use crate::error::{DataSyncError, Result};
 use crate::model::{FieldKind, ScalarKind};
@@ -163,7 +163,7 @@ pub trait FilterInput {
 )]
 pub trait Filterable {
     /// The GraphQL input (`StringInput`, `IntInput`, ...).
-    type Input: InputType + FilterInput + 'static;
+    type Input: InputType + FilterInput + Clone + 'static;
     /// How the field is stored and compared.
     const KIND: FieldKind;
 }

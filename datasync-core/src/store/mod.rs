@@ -6,6 +6,13 @@
 //! filtered/ordered/paged reads, and change-ordered sync pages. Conflict handling, patching
 //! and validation happen above it, so every store behaves the same.
 
+// Built without a store feature, only the trait is left, and the stores' shared helpers
+// have no user.
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "mongodb")),
+    allow(dead_code, unused_imports)
+)]
+
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 #[cfg(feature = "mongodb")]
@@ -15,7 +22,6 @@ pub mod sqlite;
 #[cfg(feature = "sqlite")]
 mod sqlite_filter;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -326,19 +332,30 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     }
 }
 
-/// Which model each collection of a store belongs to, in this process.
+/// Which model each collection of a store belongs to.
 ///
 /// Two models on one collection (say, two models given the same plural, whose default
-/// collection names match) would read and overwrite each other's records. The first
-/// model to use a collection owns it; any other model gets an error and touches nothing.
+/// collection names match) would read and overwrite each other's records. The first model
+/// a store value (or any clone of it) serves on a collection owns it; any other model gets
+/// an error and touches nothing. Names compare ignoring ASCII case, as SQLite table names
+/// do. `MongoStore::prepare::<M>()` at start-up fixes the owners before any request.
 #[derive(Default)]
-pub(crate) struct CollectionOwners(Mutex<HashMap<&'static str, &'static ModelSpec>>);
+pub(crate) struct CollectionOwners(Mutex<Vec<&'static ModelSpec>>);
 
 impl CollectionOwners {
     /// Records `spec`'s model as the owner of its collection, or refuses another model.
     pub(crate) fn claim(&self, spec: &'static ModelSpec) -> Result<()> {
         let mut owners = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let owner = *owners.entry(spec.collection).or_insert(spec);
+        let owner = match owners
+            .iter()
+            .find(|o| o.collection.eq_ignore_ascii_case(spec.collection))
+        {
+            Some(owner) => *owner,
+            None => {
+                owners.push(spec);
+                return Ok(());
+            }
+        };
         if std::ptr::eq(owner, spec) {
             return Ok(());
         }
@@ -348,8 +365,8 @@ impl CollectionOwners {
                 owner.type_name, spec.type_name
             ),
             format_args!(
-                "both use collection {:?}; give one of them `#[datasync(collection = \"...\")]` or another `plural`",
-                spec.collection
+                "{:?} and {:?}; give one of them `#[datasync(collection = \"...\")]` or another `plural`",
+                owner.collection, spec.collection
             ),
         ))
     }

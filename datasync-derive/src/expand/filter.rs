@@ -23,12 +23,12 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     );
     // Each field's input is named through the model (`FieldFilter<Note, I>`), so the
     // filter type is well-formed whatever the field type is; an unfilterable type is
-    // reported once, by the `FilterField` impl, at the field's type.
+    // reported once, by the `FilterableField` impl, at the field's type.
     let filterable: Vec<_> = g.filterable().collect();
     let impls = filterable.iter().map(|(index, f)| {
         let (ident, ty) = (model.ident, f.ty);
-        let field = quote_spanned!(ty.span()=> type Field = #ty;);
-        quote!(impl #rt::FilterField<#index> for #ident { #field })
+        let field = quote_spanned!(ty.span()=> type Type = #ty;);
+        quote!(impl #rt::FilterableField<#index> for #ident { #field })
     });
     let fields = filterable.iter().map(|(index, f)| {
         let (ident, name, docs, model) = (f.ident, &f.name, &f.docs, model.ident);
@@ -51,7 +51,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
         #(#impls)*
 
         #[doc = #doc]
-        #[derive(#ag::InputObject, ::core::default::Default)]
+        #[derive(#ag::InputObject, ::core::default::Default, ::core::clone::Clone, ::core::fmt::Debug)]
         #[graphql(name = #name, crate = #ag_crate)]
         #vis struct #filter {
             /// Conditions on the id.
