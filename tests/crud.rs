@@ -261,10 +261,10 @@ async fn tombstone_cannot_be_updated_or_deleted(b: Backend) {
 
 async fn every_field_type_round_trips(b: Backend) {
     let g = b.gql().await;
-    let fields = "key name active count big ratio seenAt maybeName maybeCount maybeAt labels scores address { street zip } history { street } colour _version";
+    let fields = "key name active count big ratio ratio32 seenAt maybeName maybeCount maybeAt labels scores address { street zip } history { street } colour _version";
     let input = json!({
         "id": "g1", "name": "Widget", "active": true, "count": -7, "big": 9_007_199_254_740_000i64,
-        "ratio": 0.25, "seenAt": "2024-02-29T12:00:00+01:00", "maybeName": null, "maybeCount": 4,
+        "ratio": 0.25, "ratio32": 1.5, "seenAt": "2024-02-29T12:00:00+01:00", "maybeName": null, "maybeCount": 4,
         "labels": ["a", "b"], "scores": [3, 1], "address": {"street": "Main St", "zip": null},
         "history": [{"street": "Old Rd", "zip": "123"}], "colour": "teal"
     });
@@ -280,6 +280,7 @@ async fn every_field_type_round_trips(b: Backend) {
         .clone();
     assert_eq!(created["id"], "g1");
     assert_eq!(created["big"], 9_007_199_254_740_000i64);
+    assert_eq!(created["ratio32"], 1.5);
     assert_eq!(created["seenAt"], "2024-02-29T11:00:00+00:00");
     assert_eq!(created["maybeName"], json!(null));
     assert_eq!(created["maybeAt"], json!(null));

@@ -87,16 +87,7 @@ async fn indexes_are_created_once_and_idempotently() {
         // Created at start-up by `prepare`, before any operation.
         let store = MongoStore::connect(&mongodb_uri(), &db).await.unwrap();
         store.prepare::<common::app::Note>().await.unwrap();
-        use futures_util::TryStreamExt;
-        let indexes: Vec<_> = store
-            .database()
-            .collection::<datasync::mongodb::bson::Document>("notes")
-            .list_indexes()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let indexes = indexes(&store).await;
         for wanted in [
             doc! {"_seq": 1},
             doc! {"_deleted": 1},
@@ -104,21 +95,167 @@ async fn indexes_are_created_once_and_idempotently() {
         ] {
             let found = indexes.iter().find(|i| i.keys == wanted);
             assert!(found.is_some(), "{wanted} in {indexes:?}");
-            if wanted.contains_key("_expireAt") {
-                let ttl = found.unwrap().options.as_ref().and_then(|o| o.expire_after);
-                assert!(
-                    ttl.is_some(),
-                    "the _expireAt index is a TTL index: {found:?}"
-                );
-            }
+            let ttl = found.unwrap().options.as_ref().and_then(|o| o.expire_after);
+            assert!(ttl.is_none(), "no TTL index: {found:?}");
         }
         // And the collection works (on the second round: after a "restart").
         Gql::new(Arc::new(store.clone())).note(json!({})).await;
     }
 }
 
-/// A tombstone carries `_expireAt` (for the TTL index); restoring it removes the expiry, or
-/// the TTL index would later delete a live record.
+async fn indexes(store: &MongoStore) -> Vec<datasync::mongodb::IndexModel> {
+    use futures_util::TryStreamExt;
+    store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("notes")
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+/// Earlier versions made a TTL index on `_expireAt`: MongoDB deleted tombstones without
+/// raising the purge watermark, so clients holding them were never told to resync. Setting
+/// up a collection removes such an index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_ttl_index_is_removed() {
+    use datasync::mongodb::options::IndexOptions;
+    use datasync::mongodb::IndexModel;
+    let store = MongoStore::connect(&mongodb_uri(), &fresh_database())
+        .await
+        .unwrap();
+    store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("notes")
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"_expireAt": 1})
+                .options(
+                    IndexOptions::builder()
+                        .expire_after(Duration::from_secs(60))
+                        .build(),
+                )
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert!(indexes(&store).await.iter().any(|i| i
+        .options
+        .as_ref()
+        .and_then(|o| o.expire_after)
+        .is_some()));
+    store.prepare::<common::app::Note>().await.unwrap();
+    let after = indexes(&store).await;
+    assert!(
+        after
+            .iter()
+            .all(|i| i.options.as_ref().and_then(|o| o.expire_after).is_none()),
+        "{after:?}"
+    );
+    assert!(after.iter().any(|i| i.keys == doc! {"_expireAt": 1}));
+}
+
+/// Tombstones of a collection nobody syncs are purged by the store's background task, and
+/// that purge raises the watermark like any other: a client holding a token from before the
+/// delete is told to resync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_purges_raise_the_watermark() {
+    let clock = ManualClock::now();
+    let opts = StoreOptions::default()
+        .tombstone_retention(Duration::from_secs(2))
+        .purge_interval(Duration::from_millis(100))
+        .clock(clock.clone());
+    let store = MongoStore::connect_with(&mongodb_uri(), &fresh_database(), opts)
+        .await
+        .unwrap();
+    let g = Gql::new(Arc::new(store.clone()));
+    g.note(json!({"id": "a"})).await;
+    g.note(json!({"id": "b"})).await;
+    let token = g.sync("0", None, json!(null)).await["lastSync"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    g.ok(
+        "mutation { deleteNote(input: {id: \"a\", _version: 1}) { id } }",
+        json!({}),
+    )
+    .await;
+    clock.advance(3_000);
+    // No request comes; the background task purges on its own.
+    let counters = store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("_datasync_collections");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counter = counters
+            .find_one(doc! {"_id": "notes"})
+            .await
+            .unwrap()
+            .unwrap();
+        let purged = counter
+            .get("purgedSeq")
+            .and_then(|v| v.as_i64().or(v.as_i32().map(i64::from)));
+        if purged.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no background purge: {counter}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let live = store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("notes")
+        .count_documents(doc! {"_expireAt": {"$exists": true}})
+        .await
+        .unwrap();
+    assert_eq!(live, 0, "the tombstone is gone");
+    let err = g
+        .err(
+            "query($s: String!) { syncNotes(lastSync: $s) { lastSync } }",
+            json!({"s": token}),
+        )
+        .await;
+    assert_eq!(code(&err), "SYNC_EXPIRED");
+}
+
+/// Input the server would refuse (a NUL in a regular expression, a huge pattern) is refused
+/// before it is sent, and an input error never resets the collection's set-up (which would
+/// run index creation again on every such request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_text_operands_are_input_errors_and_keep_the_setup() {
+    let store = MongoStore::connect(&mongodb_uri(), &fresh_database())
+        .await
+        .unwrap();
+    store.prepare::<common::app::Note>().await.unwrap();
+    let g = Gql::new(Arc::new(store.clone()));
+    g.note(json!({"id": "a"})).await;
+    // Drop an index behind the store's back: set-up run again would bring it back.
+    let notes = store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("notes");
+    notes.drop_index("_deleted_1").await.unwrap();
+    let q = "query($f: NoteFilter) { findNotes(filter: $f) { count } }";
+    for filter in [
+        json!({"title": {"contains": "a\u{0}b"}}),
+        json!({"title": {"startsWith": "x".repeat(40_000)}}),
+        json!({"tags": {"endsWith": "\u{0}"}}),
+    ] {
+        let err = g.err(q, json!({"f": filter})).await;
+        assert_eq!(code(&err), "BAD_USER_INPUT", "{err}");
+    }
+    g.note(json!({"id": "b"})).await;
+    assert!(
+        !indexes(&store)
+            .await
+            .iter()
+            .any(|i| i.keys == doc! {"_deleted": 1}),
+        "the set-up did not run again"
+    );
+}
+
+/// A tombstone carries `_expireAt` (when its purge is due); restoring it removes the expiry,
+/// or the purge would later remove a live record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_tombstones_lose_their_expiry() {
     use common::app::{MutateNoteInput, Note};

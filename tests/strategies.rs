@@ -513,7 +513,7 @@ async fn deep_equality(b: Backend) {
         let q = q.to_owned();
         async move { serde_json::to_value(gadgets.execute(q.as_str()).await).unwrap() }
     };
-    let create = r#"mutation { createGadget(input: {id: "g", name: "n", active: true, count: 1, big: 2, ratio: 0.5,
+    let create = r#"mutation { createGadget(input: {id: "g", name: "n", active: true, count: 1, big: 2, ratio: 0.5, ratio32: 0.5,
         seenAt: "2024-01-01T00:00:00Z", labels: [], scores: [], address: {street: "s", zip: null}}) { _version } }"#;
     assert!(run(create).await.get("errors").is_none());
     let server = r#"mutation { updateGadget(input: {id: "g", _version: 1, seenAt: "2024-06-01T12:00:00Z", address: {street: "t", zip: null}, ratio: 2}) { _version } }"#;

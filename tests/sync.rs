@@ -300,6 +300,7 @@ async fn expired_tokens_get_sync_expired(b: Backend) {
     let clock = ManualClock::now();
     let opts = StoreOptions::default()
         .tombstone_retention(Duration::from_secs(2))
+        .purge_interval(Duration::ZERO)
         .clock(clock.clone());
     let g = Gql::new(b.store_with(opts).await);
     for id in ["a", "b", "c"] {
@@ -369,7 +370,24 @@ async fn expired_tokens_get_sync_expired(b: Backend) {
         json!([]),
         "tombstones it had seen were purged: no need to resync"
     );
-    // A token the server never handed out (from another database, say) is expired too.
-    let err = g.err(q, json!({"s": "s999"})).await;
+    // A token from another database (a replaced one, say) means: start over.
+    let elsewhere = Gql::new(b.store().await);
+    elsewhere.note(json!({"id": "x"})).await;
+    let foreign = elsewhere.sync("0", None, json!(null)).await["lastSync"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = g.err(q, json!({"s": foreign})).await;
     assert_eq!(code(&err), "SYNC_EXPIRED");
+    // Tokens are sealed: one made up or edited (to skip SYNC_EXPIRED, say) is refused.
+    let (body, seal) = before.split_once('-').unwrap();
+    let skipping = format!("{}w999999-{seal}", body.split('w').next().unwrap());
+    for forged in ["s999", "s3w999999", skipping.as_str()] {
+        let err = g.err(q, json!({"s": forged})).await;
+        assert_eq!(
+            (code(&err), err["extensions"]["field"].as_str()),
+            ("BAD_USER_INPUT", Some("lastSync")),
+            "{forged}"
+        );
+    }
 }

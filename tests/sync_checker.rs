@@ -82,6 +82,8 @@ struct Client {
     replica: BTreeMap<String, (i64, bool)>,
     /// Highest version ever received per id (survives a reset): must never go down.
     seen: BTreeMap<String, i64>,
+    /// Called after every page (to move a test clock).
+    on_page: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Client {
@@ -93,6 +95,7 @@ impl Client {
             token: "0".into(),
             replica: BTreeMap::new(),
             seen: BTreeMap::new(),
+            on_page: None,
         }
     }
 
@@ -109,6 +112,9 @@ impl Client {
                 )
                 .await;
             totals.pages.fetch_add(1, Ordering::Relaxed);
+            if let Some(tick) = &self.on_page {
+                tick();
+            }
             if std::env::var("DATASYNC_CHECK_TRACE").is_ok() {
                 let p = &resp["data"]["syncNotes"];
                 eprintln!(
@@ -174,23 +180,7 @@ impl Client {
 
     /// Compares the replica's live records with the server's.
     async fn verify(&self, g: &Gql, totals: &Totals) {
-        let data = g
-            .ok(
-                "query($f: NoteFilter) { findNotes(filter: $f) { items { id _version } } }",
-                json!({"f": self.filter}),
-            )
-            .await;
-        let truth: BTreeMap<String, i64> = data["findNotes"]["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| {
-                (
-                    i["id"].as_str().unwrap().to_owned(),
-                    i["_version"].as_i64().unwrap(),
-                )
-            })
-            .collect();
+        let truth = live_records(g, &self.filter).await;
         let live: BTreeMap<String, i64> = self
             .replica
             .iter()
@@ -214,6 +204,29 @@ impl Client {
                     self.name
                 ));
             }
+        }
+    }
+}
+
+/// The server's live records matching `filter`: id -> version (paged: finds are bounded).
+async fn live_records(g: &Gql, filter: &Json) -> BTreeMap<String, i64> {
+    let mut truth = BTreeMap::new();
+    loop {
+        let data = g
+            .ok(
+                "query($f: NoteFilter, $p: PageRequest) { findNotes(filter: $f, page: $p) { items { id _version } } }",
+                json!({"f": filter, "p": {"limit": 1000, "offset": truth.len()}}),
+            )
+            .await;
+        let items = data["findNotes"]["items"].as_array().unwrap();
+        for i in items {
+            truth.insert(
+                i["id"].as_str().unwrap().to_owned(),
+                i["_version"].as_i64().unwrap(),
+            );
+        }
+        if items.len() < 1000 {
+            return truth;
         }
     }
 }
@@ -435,6 +448,7 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
 fn options(base: &Arc<AtomicI64>, skew: i64) -> StoreOptions {
     StoreOptions::default()
         .tombstone_retention(RETENTION)
+        .purge_interval(Duration::ZERO)
         .clock(SkewedClock {
             base: Arc::clone(base),
             skew,
@@ -497,4 +511,153 @@ async fn mongo_one_clock_far_ahead() {
         instances.push(Gql::new(store));
     }
     check("mongo x2, one clock 90 s ahead", instances, base).await;
+}
+
+/// First syncs of a large collection while tombstones fall due all the time: tombstones
+/// written before a device started its first sync are purged while it pages, and new ones
+/// keep coming. Every device must finish without being told to start over (it never held
+/// what those purges removed) and end with exactly the server's records.
+async fn first_syncs_under_purges(label: &str, g: Gql, base: Arc<AtomicI64>) {
+    const RECORDS: usize = 500;
+    const OLD_TOMBSTONES: usize = 150;
+    let retention = LONG_RETENTION.as_millis() as i64;
+    let seed: u64 = std::env::var("DATASYNC_CHECK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED);
+    println!("first syncs under purges [{label}]: seed {seed}");
+    let mut rng = Rng(seed | 1);
+    let totals = Arc::new(Totals::default());
+    for i in 0..RECORDS {
+        let resp = g
+            .run(
+                "mutation($i: CreateNoteInput!) { createNote(input: $i) { id } }",
+                json!({"i": {"id": format!("r{i:04}"), "title": "t", "priority": rng.below(100), "done": false, "tags": []}}),
+            )
+            .await;
+        assert!(resp.get("errors").is_none(), "{resp}");
+    }
+    // Deletes spread over one retention before the devices start: they fall due while the
+    // devices page.
+    for i in 0..OLD_TOMBSTONES {
+        let id = format!("r{:04}", i * (RECORDS / OLD_TOMBSTONES));
+        g.ok(
+            "mutation($i: MutateNoteInput!) { deleteNote(input: $i) { id } }",
+            json!({"i": {"id": id, "_version": 1}}),
+        )
+        .await;
+        base.fetch_add(retention / OLD_TOMBSTONES as i64, Ordering::SeqCst);
+    }
+    // From here the clock moves on, but never a whole retention past the devices' start:
+    // only tombstones written before a device started can fall due while it pages.
+    let started = base.load(Ordering::SeqCst);
+    let cap = started + retention * 9 / 10;
+    let advance = move |base: &AtomicI64, ms: i64| {
+        let _ = base.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+            Some((t + ms).min(cap).max(t))
+        });
+    };
+    let g = Arc::new(g);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Churn while the devices sync: creates and deletes; the clock moves on.
+    let churn = {
+        let (g, done, base, totals) = (
+            Arc::clone(&g),
+            Arc::clone(&done),
+            Arc::clone(&base),
+            Arc::clone(&totals),
+        );
+        let mut rng = Rng(seed ^ 0xC4A2);
+        tokio::spawn(async move {
+            let ids = Mutex::new(Vec::new());
+            let fresh = AtomicUsize::new(0);
+            while !done.load(Ordering::SeqCst) {
+                write(&g, &mut rng, 9, &ids, &fresh, &totals).await;
+                advance(&base, 5);
+            }
+        })
+    };
+    let devices: Vec<_> = [5, 11, 17]
+        .into_iter()
+        .map(|limit| {
+            let (g, base, totals) = (Arc::clone(&g), Arc::clone(&base), Arc::clone(&totals));
+            tokio::spawn(async move {
+                let mut client = Client::new(&format!("device(limit {limit})"), json!(null), limit);
+                // Each page takes a while on the test clock.
+                client.on_page = Some(Arc::new(move || advance(&base, 60)));
+                client.sync(&g, &totals, 100_000).await;
+                client.on_page = None;
+                client
+            })
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for d in devices {
+        clients.push(d.await.unwrap());
+    }
+    done.store(true, Ordering::SeqCst);
+    churn.await.unwrap();
+    let expired = totals.expired.load(Ordering::Relaxed);
+    let moved = base.load(Ordering::SeqCst) - started;
+    for client in &mut clients {
+        client.sync(&g, &totals, 100_000).await;
+        client.verify(&g, &totals).await;
+    }
+    let purged = g
+        .store
+        .purge_tombstones(<common::app::Note as datasync::Model>::spec())
+        .await
+        .unwrap();
+    let anomalies = totals.anomalies.lock().unwrap().clone();
+    println!(
+        "first syncs under purges [{label}]: clock moved {moved} ms, pages {}, writes {}, expired {expired}, purged at the end {purged}, anomalies {}",
+        totals.pages.load(Ordering::Relaxed),
+        totals.writes.load(Ordering::Relaxed),
+        anomalies.len()
+    );
+    assert!(anomalies.is_empty(), "{}", anomalies[0]);
+    assert!(
+        moved >= retention / 3,
+        "the clock moved only {moved} ms: too few old tombstones fell due while the devices paged"
+    );
+    assert_eq!(
+        expired, 0,
+        "devices were told to start over by purges of records they never held"
+    );
+}
+
+/// The retention of [`first_syncs_under_purges`]: far longer than one first sync takes on
+/// the test clock, so only tombstones older than the sync fall due during it.
+const LONG_RETENTION: Duration = Duration::from_secs(20);
+
+fn long_retention(base: &Arc<AtomicI64>) -> StoreOptions {
+    StoreOptions::default()
+        .tombstone_retention(LONG_RETENTION)
+        .purge_interval(Duration::ZERO)
+        .clock(SkewedClock {
+            base: Arc::clone(base),
+            skew: 0,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_syncs_finish_under_purges_sqlite() {
+    let base = start();
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::memory_with(long_retention(&base))
+            .await
+            .unwrap(),
+    );
+    first_syncs_under_purges("sqlite", Gql::new(store), base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_syncs_finish_under_purges_mongo() {
+    let base = start();
+    let store: Arc<dyn Store> = Arc::new(
+        MongoStore::connect_with(&mongodb_uri(), &fresh_database(), long_retention(&base))
+            .await
+            .unwrap(),
+    );
+    first_syncs_under_purges("mongo", Gql::new(store), base).await;
 }

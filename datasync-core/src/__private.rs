@@ -6,11 +6,12 @@ pub use serde_json;
 
 pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};
 pub use crate::error::{DataSyncError, Result};
+pub use crate::filter::FieldKind;
 pub use crate::filter::{FieldFilter, FieldRef, Filter, FilterInput, FilterableField, IDInput};
-pub use crate::graphql::{repository, OrderByInput, PageRequest};
-pub use crate::meta::{Record, SyncMeta};
+pub use crate::graphql::{repository, resolve, OrderByInput, PageRequest};
+pub use crate::meta::{Document, Record, SyncMeta};
 pub use crate::model::{
-    Document, FieldError, FieldKind, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts,
+    FieldError, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts,
 };
 pub use crate::repository::{Delta, Page, Repository};
 pub use crate::store::Store;
@@ -21,8 +22,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-/// Stores `value` under `name`.
+/// Stores `value` under `name`. Infinite and NaN numbers (JSON cannot hold them; a literal
+/// too large for an `f32` becomes infinity) are refused with `BAD_USER_INPUT`.
 pub fn put_field<T: Serialize>(doc: &mut Document, name: &'static str, value: &T) -> Result<()> {
+    if !crate::finite::is_finite(value) {
+        return Err(DataSyncError::bad_input(
+            format!("input.{name}"),
+            format!(
+                "field {name:?}: a number is out of range for its type (or not finite); nothing \
+                 was written"
+            ),
+        ));
+    }
     let json = serde_json::to_value(value).map_err(|e| {
         DataSyncError::bad_input(
             format!("input.{name}"),
@@ -59,11 +70,6 @@ pub fn take_field<T: DeserializeOwned>(
         field: name,
         message: e.to_string(),
     })
-}
-
-/// The sync page size from the GraphQL `limit` argument (default 100, 1..=1000).
-pub fn sync_limit(limit: Option<i32>) -> Result<u32> {
-    crate::repository::sync_limit(limit)
 }
 
 /// Milliseconds as the decimal string the GraphQL contract uses for timestamps.

@@ -7,8 +7,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::model::Document;
-use crate::store::StoredRecord;
+use crate::meta::{overlay, Document, StoredRecord};
 
 /// What the client was doing when the conflict happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +45,7 @@ pub struct Conflict<'a> {
 impl Conflict<'_> {
     /// The version at which `field` last changed on the server (1: never since creation).
     pub fn field_version(&self, field: &str) -> i64 {
-        self.server.field_versions.get(field).copied().unwrap_or(1)
+        self.server.field_version(field)
     }
 
     /// Whether the server changed `field` after the client's base version. A base version
@@ -85,7 +84,7 @@ impl Conflict<'_> {
 
     /// The server's data with the patch's fields written over it.
     pub fn client_over_server(&self) -> Document {
-        crate::model::overlay(&self.server.data, self.patch)
+        overlay(&self.server.data, self.patch)
     }
 }
 

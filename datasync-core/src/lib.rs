@@ -3,7 +3,8 @@
 //!
 //! One module per concern:
 //! - [`model`]: the [`Model`] trait the derive implements and the static description of a model;
-//! - [`meta`]: server-owned sync metadata ([`SyncMeta`], [`Record`]);
+//! - [`meta`]: server-owned sync metadata and stored records ([`SyncMeta`], [`Record`],
+//!   [`StoredRecord`]);
 //! - [`token`]: the `lastSync` cursor ([`SyncToken`]);
 //! - [`filter`]: GraphQLCRUD filter inputs and the store-neutral [`Filter`] tree;
 //! - [`conflict`]: conflict detection and strategies;
@@ -17,6 +18,7 @@ pub mod clock;
 pub mod conflict;
 pub mod error;
 pub mod filter;
+pub mod finite;
 pub mod graphql;
 pub mod meta;
 pub mod model;
@@ -30,30 +32,26 @@ pub use clock::{Clock, SystemClock};
 pub use conflict::{ConflictInfo, ConflictStrategy, Operation};
 pub use error::{DataSyncError, Result};
 pub use filter::{
-    BooleanInput, FieldFilter, FieldRef, Filter, FilterInput, Filterable, FilterableField,
-    FloatInput, IDInput, IntInput, Scalar, StringInput,
+    BooleanInput, FieldFilter, FieldKind, FieldRef, Filter, FilterInput, Filterable,
+    FilterableField, FloatInput, IDInput, IntInput, Scalar, ScalarKind, StringInput,
 };
 pub use graphql::{
-    ConflictOverrides, ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt, SortDirectionEnum,
+    Config, ConflictOverrides, ErrorCodes, OrderByInput, PageRequest, SchemaBuilderExt,
+    SortDirectionEnum,
 };
-pub use meta::{Record, SyncMeta};
-pub use model::{
-    Document, FieldKind, FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts, ScalarKind,
-};
+pub use meta::{Document, FieldVersions, Record, StoredRecord, SyncMeta};
+pub use model::{FieldSpec, IdField, Model, ModelFilter, ModelSpec, MutateParts};
 /// The official MongoDB driver, for building clients ([`MongoStore::from_database`]).
 #[cfg(feature = "mongodb")]
 pub use mongodb;
-pub use query::{FindQuery, Order, OrderField, SyncPage, SyncRequest};
-pub use repository::{Delta, Page, Repository};
+pub use query::{FindQuery, Order, OrderBy, OrderField, Paging, SyncPage, SyncRequest};
+pub use repository::{Delta, FindParts, Page, Repository, Unreadable};
 #[cfg(feature = "mongodb")]
 pub use store::mongo::MongoStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;
-pub use store::{
-    CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreOptions, StoreRef,
-    StoredRecord,
-};
-pub use token::SyncToken;
+pub use store::{CasOutcome, InsertOutcome, Replacement, Store, StoreOptions, StoreRef};
+pub use token::{SyncToken, TokenKey};
 
 /// Support for generated code. Not public API: may change in any release.
 #[doc(hidden)]

@@ -1,64 +1,11 @@
 //! What the derive generates for a model: a static [`ModelSpec`] and a [`Model`] impl.
 
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::conflict::ConflictStrategy;
 use crate::error::{DataSyncError, Result};
-use crate::filter::Filter;
-
-/// A model's data fields as stored: external (GraphQL) field names to JSON values.
-///
-/// The id and the sync metadata are not part of it.
-pub type Document = Map<String, Json>;
-
-/// `base` with the fields of `patch` written over it (top level only): how a patch applies.
-///
-/// ```
-/// let base = serde_json::json!({"a": 1, "b": 2});
-/// let patch = serde_json::json!({"b": null});
-/// let out = datasync_core::model::overlay(base.as_object().unwrap(), patch.as_object().unwrap());
-/// assert_eq!(serde_json::Value::Object(out), serde_json::json!({"a": 1, "b": null}));
-/// ```
-pub fn overlay(base: &Document, patch: &Document) -> Document {
-    let mut data = base.clone();
-    data.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
-    data
-}
-
-/// The scalar a filterable field compares as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScalarKind {
-    /// Text, compared by code point.
-    String,
-    /// 64-bit integers.
-    Int,
-    /// Floating point numbers.
-    Float,
-    /// `true`/`false`.
-    Boolean,
-    /// `chrono::DateTime<Utc>`: stored as RFC 3339 text with nine fraction digits, so text
-    /// order is time order.
-    DateTime,
-}
-
-/// How a filterable field is stored: one scalar, or a list of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FieldKind {
-    /// The scalar type.
-    pub scalar: ScalarKind,
-    /// A list field (`Vec<T>`): a condition holds when some element satisfies it.
-    pub list: bool,
-}
-
-impl FieldKind {
-    /// A single scalar of this kind.
-    pub const fn scalar(scalar: ScalarKind) -> Self {
-        FieldKind {
-            scalar,
-            list: false,
-        }
-    }
-}
+use crate::filter::{FieldKind, Filter, ScalarKind};
+use crate::meta::Document;
 
 /// One data field of a model.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +87,11 @@ pub trait Model: Sized + Send + Sync + 'static {
 pub trait ModelFilter {
     /// Validates the input and builds the filter tree.
     fn to_filter(&self) -> Result<Filter>;
+
+    /// How much the input weighs: one per filter object (`{}` included) plus the weight of
+    /// each field's input ([`FilterInput::weight`](crate::FilterInput::weight)). Checked
+    /// against [`MAX_FILTER_WEIGHT`](crate::filter::MAX_FILTER_WEIGHT) before anything else.
+    fn weight(&self) -> usize;
 }
 
 /// A value that can serve as a model's id field.

@@ -1,13 +1,45 @@
 //! Store-neutral requests: what to find, how to order and page, what to sync.
 
 use crate::filter::Filter;
-use crate::store::StoredRecord;
+use crate::meta::StoredRecord;
 use crate::token::SyncToken;
 
 /// Largest `limit` a sync page or a find page may ask for.
 pub const MAX_LIMIT: u32 = 1000;
 /// Sync page size when the client gives no `limit`.
 pub const DEFAULT_SYNC_LIMIT: u32 = 100;
+/// How many records a find without a `limit` returns at most, unless configured otherwise.
+pub const DEFAULT_FIND_LIMIT: u32 = 100;
+
+/// Which slice of the matches a find returns: what `PageRequest` asks for, checked by the
+/// repository (`limit` 0..=1000, `offset` >= 0).
+///
+/// ```
+/// let page = datasync_core::Paging { limit: Some(20), offset: Some(40) };
+/// # let _ = page;
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Paging {
+    /// How many records at most (absent: the repository's default find limit).
+    pub limit: Option<i64>,
+    /// How many matching records to skip.
+    pub offset: Option<i64>,
+}
+
+/// A requested sort order by external field name: `id`, `createdAt`, `updatedAt`,
+/// `_version`, or a filterable non-list field. Ties are broken by id.
+///
+/// ```
+/// let by = datasync_core::OrderBy { field: "priority".into(), descending: true };
+/// # let _ = by;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderBy {
+    /// The field's external name.
+    pub field: String,
+    /// Descending order?
+    pub descending: bool,
+}
 
 /// What a sort key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +85,8 @@ pub struct FindQuery {
     pub offset: u64,
     /// How many at most (`None`: all).
     pub limit: Option<u64>,
+    /// Whether to count every match (the page ignored); skipped when nobody asked.
+    pub count: bool,
 }
 
 /// A page of a `find`.
@@ -60,8 +94,8 @@ pub struct FindQuery {
 pub struct FindResult {
     /// The records of the page.
     pub items: Vec<StoredRecord>,
-    /// How many live records match the filter, page ignored.
-    pub count: u64,
+    /// How many live records match the filter, page ignored (if the query asked).
+    pub count: Option<u64>,
 }
 
 /// A `sync`: changes after `since`, tombstones included.

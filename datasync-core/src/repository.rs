@@ -6,22 +6,22 @@
 
 use std::marker::PhantomData;
 
-use serde_json::{json, Value as Json};
-
 use std::sync::Arc;
+
+use serde_json::{json, Value as Json};
 
 use crate::conflict::{
     differing_fields, json_eq, Conflict, ConflictInfo, ConflictStrategy, Operation, Resolution,
 };
 use crate::error::{DataSyncError, Result};
-use crate::filter::Filter;
-use crate::graphql::{OrderByInput, PageRequest, SortDirectionEnum};
-use crate::meta::Record;
-use crate::model::{overlay, Document, FieldError, Model, ModelFilter, ModelSpec, MutateParts};
-use crate::query::{FindQuery, Order, OrderField, SyncRequest, DEFAULT_SYNC_LIMIT, MAX_LIMIT};
-use crate::store::{
-    CasOutcome, FieldVersions, InsertOutcome, Replacement, Store, StoreRef, StoredRecord,
+use crate::filter::{Filter, MAX_FILTER_WEIGHT};
+use crate::meta::{overlay, Document, FieldVersions, Record, StoredRecord};
+use crate::model::{FieldError, Model, ModelFilter, ModelSpec, MutateParts};
+use crate::query::{
+    FindQuery, Order, OrderBy, OrderField, Paging, SyncRequest, DEFAULT_FIND_LIMIT,
+    DEFAULT_SYNC_LIMIT, MAX_LIMIT,
 };
+use crate::store::{CasOutcome, InsertOutcome, Replacement, Store, StoreRef};
 use crate::token::SyncToken;
 
 /// How often a write re-reads and retries when the record changes under it.
@@ -40,6 +40,30 @@ pub struct Page<M> {
     pub offset: Option<u32>,
     /// The requested limit.
     pub limit: Option<u32>,
+    /// Records of the page that could not be read as `M` (stored data that no longer fits
+    /// the model): left out and logged, so that one bad record never takes a page down.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// A stored record that could not be read as its model, left out of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    /// Its id.
+    pub id: String,
+    /// What did not fit (also in the server log).
+    pub reason: String,
+}
+
+impl Unreadable {
+    /// The error reported beside the result: `INTERNAL`, with the record's id.
+    pub fn to_error(&self) -> DataSyncError {
+        DataSyncError::Internal {
+            message: format!(
+                "record {:?} could not be read and was left out; the server log has details",
+                self.id
+            ),
+        }
+    }
 }
 
 /// A page of changes from `sync`.
@@ -53,6 +77,8 @@ pub struct Delta<M> {
     pub has_more: bool,
     /// The page size used.
     pub limit: u32,
+    /// Changes that could not be read as `M`: left out and logged (see [`Page::unreadable`]).
+    pub unreadable: Vec<Unreadable>,
 }
 
 /// Typed access to one model's records in a store.
@@ -67,6 +93,8 @@ pub struct Repository<M> {
     store: StoreRef,
     /// Overrides the model's `#[datasync(conflict = ...)]` strategy.
     strategy: Option<Arc<dyn ConflictStrategy>>,
+    /// How many records a find without a limit returns at most.
+    find_limit: u32,
     model: PhantomData<fn() -> M>,
 }
 
@@ -75,9 +103,28 @@ impl<M> Clone for Repository<M> {
         Repository {
             store: self.store.clone(),
             strategy: self.strategy.clone(),
+            find_limit: self.find_limit,
             model: PhantomData,
         }
     }
+}
+
+/// Which parts of a find to compute: a query that selects only `count` reads no records, one
+/// that selects only `items` counts nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FindParts {
+    /// Read the page's records.
+    pub items: bool,
+    /// Count every match.
+    pub count: bool,
+}
+
+impl FindParts {
+    /// Both.
+    pub const ALL: FindParts = FindParts {
+        items: true,
+        count: true,
+    };
 }
 
 impl<M: Model> Repository<M> {
@@ -91,8 +138,28 @@ impl<M: Model> Repository<M> {
         Repository {
             store,
             strategy: None,
+            find_limit: DEFAULT_FIND_LIMIT,
             model: PhantomData,
         }
+    }
+
+    /// How many records a find without `page.limit` returns at most (default
+    /// [`DEFAULT_FIND_LIMIT`]; at most 1000). `count` still counts every match.
+    ///
+    /// ```
+    /// # use datasync_core::*;
+    /// # fn demo<M: Model>(repo: Repository<M>) -> Repository<M> {
+    /// repo.with_find_limit(500)
+    /// # }
+    /// ```
+    pub fn with_find_limit(mut self, limit: u32) -> Self {
+        self.find_limit = limit.min(MAX_LIMIT);
+        self
+    }
+
+    /// The store this repository works on.
+    pub fn store(&self) -> &StoreRef {
+        &self.store
     }
 
     /// Resolves conflicts with `strategy` instead of the model's own.
@@ -124,7 +191,7 @@ impl<M: Model> Repository<M> {
             None => uuid::Uuid::new_v4().to_string(),
         };
         match self.store.insert(spec, &id, data).await? {
-            InsertOutcome::Inserted(rec) => decode(rec),
+            InsertOutcome::Inserted(rec) => decode(rec).map_err(|e| e.into_internal()),
             InsertOutcome::Exists(existing) => Err(DataSyncError::AlreadyExists {
                 id,
                 server_state: existing.to_delta_json(),
@@ -135,17 +202,30 @@ impl<M: Model> Repository<M> {
     /// The live record with this id; `None` for unknown ids and tombstones.
     pub async fn get(&self, id: &str) -> Result<Option<Record<M>>> {
         match self.store.get(Self::spec(), id).await? {
-            Some(rec) if rec.meta.is_live() => decode(rec).map(Some),
+            Some(rec) if rec.meta.is_live() => decode(rec).map(Some).map_err(|e| e.into_internal()),
             _ => Ok(None),
         }
     }
 
-    /// Live records matching `filter`, sorted by `order_by` (default: id) and paged.
+    /// Live records matching `filter`, sorted by `order` (default: id) and paged. Without
+    /// `page.limit` at most the repository's find limit are returned (see
+    /// [`with_find_limit`](Self::with_find_limit)); `count` counts every match.
     pub async fn find(
         &self,
         filter: Option<&M::Filter>,
-        page: Option<PageRequest>,
-        order_by: Option<&OrderByInput>,
+        page: Option<Paging>,
+        order: Option<&OrderBy>,
+    ) -> Result<Page<M>> {
+        self.find_parts(filter, page, order, FindParts::ALL).await
+    }
+
+    /// [`find`](Self::find), computing only `parts` (the other part comes back empty).
+    pub async fn find_parts(
+        &self,
+        filter: Option<&M::Filter>,
+        page: Option<Paging>,
+        order: Option<&OrderBy>,
+        parts: FindParts,
     ) -> Result<Page<M>> {
         let spec = Self::spec();
         let page = page.unwrap_or_default();
@@ -157,21 +237,25 @@ impl<M: Model> Repository<M> {
             .offset
             .map(|o| in_range("page.offset", o, 0, u32::MAX))
             .transpose()?;
+        let take = limit.unwrap_or(self.find_limit);
         let query = FindQuery {
             filter: to_filter::<M>(filter)?,
-            order: order_by
-                .map(|o| order(spec, o))
+            order: order
+                .map(|o| sort_order(spec, o))
                 .transpose()?
                 .unwrap_or_default(),
             offset: offset.unwrap_or(0).into(),
-            limit: limit.map(u64::from),
+            limit: Some(if parts.items { take.into() } else { 0 }),
+            count: parts.count,
         };
         let found = self.store.find(spec, &query).await?;
+        let (items, unreadable) = decode_all(found.items, |rec| rec);
         Ok(Page {
-            items: found.items.into_iter().map(decode).collect::<Result<_>>()?,
-            count: found.count,
+            items,
+            count: found.count.unwrap_or(0),
             offset,
             limit,
+            unreadable,
         })
     }
 
@@ -219,17 +303,18 @@ impl<M: Model> Repository<M> {
             limit,
         };
         let page = self.store.sync(Self::spec(), &request).await?;
-        let items = page.items.into_iter().map(|item| {
+        let (items, unreadable) = decode_all(page.items, |item| {
             let mut record = item.record;
             // Changed and no longer matching: for this client the record is gone.
             record.meta.deleted |= !item.matches;
-            decode(record)
+            record
         });
         Ok(Delta {
-            items: items.collect::<Result<_>>()?,
+            items,
             last_sync: page.next,
             has_more: page.has_more,
             limit,
+            unreadable,
         })
     }
 
@@ -263,7 +348,7 @@ impl<M: Model> Repository<M> {
                 && deleted
                 && base.checked_add(1) == Some(current.meta.version)
             {
-                return decode(current);
+                return decode(current).map_err(|e| e.into_internal());
             }
             let data = if !deleted && current.meta.version == base {
                 match op {
@@ -281,10 +366,12 @@ impl<M: Model> Repository<M> {
                     Resolution::Apply(_) | Resolution::KeepServer
                         if deleted && op == Operation::Delete =>
                     {
-                        return decode(current)
+                        return decode(current).map_err(|e| e.into_internal())
                     }
                     Resolution::Apply(data) => data,
-                    Resolution::KeepServer if !deleted => return decode(current),
+                    Resolution::KeepServer if !deleted => {
+                        return decode(current).map_err(|e| e.into_internal())
+                    }
                     Resolution::KeepServer => return Err(DataSyncError::NotFound { id }),
                     Resolution::Reject { .. } if deleted && op == Operation::Update => {
                         return Err(DataSyncError::NotFound { id })
@@ -342,10 +429,50 @@ fn field_versions(current: &StoredRecord, data: &Document) -> FieldVersions {
     versions
 }
 
-fn decode<M: Model>(rec: StoredRecord) -> Result<Record<M>> {
+/// A stored record as `M`, or why it cannot be read.
+fn decode<M: Model>(rec: StoredRecord) -> std::result::Result<Record<M>, Unreadable> {
     let StoredRecord { id, data, meta, .. } = rec;
-    let value = M::from_document(id.clone(), data).map_err(|e| e.into_internal(&id))?;
-    Ok(Record { data: value, meta })
+    match M::from_document(id.clone(), data) {
+        Ok(value) => Ok(Record { data: value, meta }),
+        Err(e) => Err(Unreadable {
+            reason: format!("field {:?}: {}", e.field, e.message),
+            id,
+        }),
+    }
+}
+
+impl Unreadable {
+    /// Logs it and turns it into the `INTERNAL` error of a single-record answer.
+    fn into_internal(self) -> DataSyncError {
+        DataSyncError::internal(
+            &format!("record {:?} could not be read", self.id),
+            format_args!("stored data does not match the model: {}", self.reason),
+        )
+    }
+}
+
+/// Decodes every record of a result; records that do not fit the model are logged and set
+/// aside instead of failing the whole result.
+fn decode_all<M: Model, T>(
+    rows: Vec<T>,
+    record: impl Fn(T) -> StoredRecord,
+) -> (Vec<Record<M>>, Vec<Unreadable>) {
+    let mut items = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        match decode(record(row)) {
+            Ok(item) => items.push(item),
+            Err(bad) => {
+                tracing::error!(
+                    target: "datasync",
+                    "{}: record {:?} does not match the model and was left out: {}",
+                    M::spec().collection, bad.id, bad.reason
+                );
+                unreadable.push(bad);
+            }
+        }
+    }
+    (items, unreadable)
 }
 
 fn conflict_error(
@@ -372,7 +499,7 @@ fn check_id(id: String) -> Result<String> {
     Ok(id)
 }
 
-fn in_range<T>(field: &str, value: T, low: u32, high: u32) -> Result<u32>
+pub(crate) fn in_range<T>(field: &str, value: T, low: u32, high: u32) -> Result<u32>
 where
     T: Copy + std::fmt::Display + TryInto<u32>,
 {
@@ -385,23 +512,26 @@ where
     }
 }
 
+/// The filter tree of `filter`, after checking its size (every term counts, `{}` included).
 fn to_filter<M: Model>(filter: Option<&M::Filter>) -> Result<Filter> {
-    let filter = filter.map_or(Ok(Filter::All), ModelFilter::to_filter)?;
-    if filter.weight() > Filter::MAX_WEIGHT {
+    let Some(filter) = filter else {
+        return Ok(Filter::All);
+    };
+    if filter.weight() > MAX_FILTER_WEIGHT {
         return Err(DataSyncError::bad_input(
             "filter",
             format!(
-                "the filter is too large: at most {} conditions and `in` values in all",
-                Filter::MAX_WEIGHT
+                "the filter is too large: at most {MAX_FILTER_WEIGHT} terms (filter objects, \
+                 conditions and list values) in all"
             ),
         ));
     }
-    Ok(filter)
+    filter.to_filter()
 }
 
 /// Resolves `orderBy.field` to a sort key: `id`, `createdAt`, `updatedAt`, `_version`, or a
 /// filterable non-list data field.
-fn order(spec: &ModelSpec, input: &OrderByInput) -> Result<Order> {
+fn sort_order(spec: &ModelSpec, input: &OrderBy) -> Result<Order> {
     let field = match input.field.as_str() {
         "id" => OrderField::Id,
         "createdAt" => OrderField::CreatedAt,
@@ -432,7 +562,7 @@ fn order(spec: &ModelSpec, input: &OrderByInput) -> Result<Order> {
     };
     Ok(Order {
         field,
-        descending: input.order == Some(SortDirectionEnum::Desc),
+        descending: input.descending,
     })
 }
 

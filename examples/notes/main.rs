@@ -5,6 +5,8 @@
 //!   `MONGODB_DB` (default `notes`)
 //! - `NOTES_CONFLICT`: Note's conflict strategy: `throw` (default), `client_wins`,
 //!   `server_wins` or `merge`
+//! - `NOTES_TOMBSTONE_RETENTION_SECS`: how long deleted records are kept for syncing clients
+//!   (default 30 days); clients whose `lastSync` predates a purge get `SYNC_EXPIRED`
 //! - `PORT`: HTTP port (default 4000)
 
 mod app;
@@ -30,10 +32,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .into())
         }
     };
+    let mut opts = StoreOptions::default();
+    if let Ok(secs) = std::env::var("NOTES_TOMBSTONE_RETENTION_SECS") {
+        let secs: u64 = secs.parse().map_err(|_| {
+            format!("NOTES_TOMBSTONE_RETENTION_SECS must be a number of seconds, got {secs:?}")
+        })?;
+        opts = opts.tombstone_retention(std::time::Duration::from_secs(secs));
+    }
     let (schema, data) = match std::env::var("MONGODB_URI") {
         Ok(uri) => {
             let db = std::env::var("MONGODB_DB").unwrap_or_else(|_| "notes".into());
-            let store = MongoStore::connect(&uri, &db).await?;
+            let store = MongoStore::connect_with(&uri, &db, opts).await?;
             store.prepare::<app::Note>().await?;
             store.prepare::<app::Comment>().await?;
             (
@@ -43,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(_) => {
             let file = std::env::var("NOTES_DB").unwrap_or_else(|_| "notes.db".into());
-            let store = SqliteStore::open(&file).await?;
+            let store = SqliteStore::open_with(&file, opts).await?;
             (
                 app::schema_with(store, overrides),
                 format!("SQLite file {file}"),

@@ -25,6 +25,7 @@ pub struct Gadget {
     pub count: i32,
     pub big: i64,
     pub ratio: f64,
+    pub ratio32: f32,
     pub seen_at: DateTime<Utc>,
     pub maybe_name: Option<String>,
     pub maybe_count: Option<i32>,

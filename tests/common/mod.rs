@@ -157,10 +157,15 @@ impl Gql {
         errors[0].clone()
     }
 
+    /// The gadget schema's whole response.
+    pub async fn gadget_run(&self, query: &str, vars: Json) -> Json {
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        serde_json::to_value(self.gadgets.execute(req).await).unwrap()
+    }
+
     /// The gadget schema's `data`, failing on errors.
     pub async fn gadget_ok(&self, query: &str, vars: Json) -> Json {
-        let req = Request::new(query).variables(Variables::from_json(vars));
-        let resp = serde_json::to_value(self.gadgets.execute(req).await).unwrap();
+        let resp = self.gadget_run(query, vars).await;
         assert!(
             resp.get("errors").is_none(),
             "unexpected errors: {resp:#}\nquery: {query}"

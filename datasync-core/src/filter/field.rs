@@ -13,9 +13,9 @@ use std::marker::PhantomData;
 use async_graphql::registry::Registry;
 use async_graphql::{InputType, InputValueError, InputValueResult, Value};
 
+use super::FieldKind;
 use super::{FieldRef, Filter, FilterInput, Filterable};
 use crate::error::Result;
-use crate::model::FieldKind;
 
 /// Names the type of a model's filterable field number `I` (its position among the data
 /// fields).
@@ -94,6 +94,12 @@ impl<M: FilterableField<I>, const I: usize> FieldFilter<M, I> {
         };
         self.input.to_filter(field, path)
     }
+
+    /// The input's weight (see [`FilterInput::weight`]).
+    #[doc(hidden)]
+    pub fn weight(&self) -> usize {
+        self.input.weight()
+    }
 }
 
 impl<M: FilterableField<I>, const I: usize> InputType for FieldFilter<M, I> {
@@ -149,6 +155,7 @@ impl<M, const I: usize> fmt::Debug for FieldFilter<M, I> {
 /// A filter input with its type erased.
 trait AnyInput: Send + Sync {
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter>;
+    fn weight(&self) -> usize;
     fn to_value(&self) -> Value;
     fn as_any(&self) -> &dyn Any;
     fn clone_box(&self) -> Box<dyn AnyInput>;
@@ -157,6 +164,10 @@ trait AnyInput: Send + Sync {
 impl<T: InputType + FilterInput + Clone + 'static> AnyInput for T {
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter> {
         FilterInput::to_filter(self, field, path)
+    }
+
+    fn weight(&self) -> usize {
+        FilterInput::weight(self)
     }
 
     fn to_value(&self) -> Value {

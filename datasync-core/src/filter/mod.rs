@@ -18,7 +18,41 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use field::{FieldFilter, FilterableField};
 
 use crate::error::{DataSyncError, Result};
-use crate::model::{FieldKind, ScalarKind};
+
+/// The scalar a filterable field compares as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScalarKind {
+    /// Text, compared by code point.
+    String,
+    /// 64-bit integers.
+    Int,
+    /// Floating point numbers.
+    Float,
+    /// `true`/`false`.
+    Boolean,
+    /// `chrono::DateTime<Utc>`: stored as RFC 3339 text with nine fraction digits, so text
+    /// order is time order.
+    DateTime,
+}
+
+/// How a filterable field is stored: one scalar, or a list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldKind {
+    /// The scalar type.
+    pub scalar: ScalarKind,
+    /// A list field (`Vec<T>`): a condition holds when some element satisfies it.
+    pub list: bool,
+}
+
+impl FieldKind {
+    /// A single scalar of this kind.
+    pub const fn scalar(scalar: ScalarKind) -> Self {
+        FieldKind {
+            scalar,
+            list: false,
+        }
+    }
+}
 
 /// The field a condition is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,23 +147,6 @@ impl Filter {
         }
     }
 
-    /// How big the filter is: one per comparison plus one per `in` value. Stores translate
-    /// filters into one query, so requests are limited to [`Filter::MAX_WEIGHT`].
-    pub fn weight(&self) -> usize {
-        match self {
-            Filter::All => 0,
-            Filter::Cond {
-                op: Op::In(values), ..
-            } => 1 + values.len(),
-            Filter::Cond { .. } => 1,
-            Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
-            Filter::Not(inner) => inner.weight(),
-        }
-    }
-
-    /// Largest accepted [`weight`](Self::weight).
-    pub const MAX_WEIGHT: usize = 5_000;
-
     /// OR of `filters`; an empty list adds no condition.
     pub fn any_of(mut filters: Vec<Filter>) -> Filter {
         if filters.is_empty() || filters.contains(&Filter::All) {
@@ -142,10 +159,21 @@ impl Filter {
     }
 }
 
+/// Largest accepted filter weight (see [`FilterInput::weight`]): stores translate a filter
+/// into one query, so requests are limited in size.
+pub const MAX_FILTER_WEIGHT: usize = 5_000;
+
+/// Longest string operand of a filter, in bytes.
+pub const MAX_TEXT_OPERAND: usize = 1_024;
+
 /// The filter input of one field type, turned into conditions.
 pub trait FilterInput {
     /// Builds the conditions for `field`; `path` names the input in error messages.
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter>;
+
+    /// How much the input weighs towards [`MAX_FILTER_WEIGHT`]: one per operator given, plus
+    /// one per value of `in` and `between`.
+    fn weight(&self) -> usize;
 }
 
 /// A field type that can appear in `<Model>Filter`, and how.
@@ -272,6 +300,34 @@ pub struct IDInput {
     pub in_list: Option<Vec<ID>>,
 }
 
+/// Checks a string operand: at most [`MAX_TEXT_OPERAND`] bytes, and, for the text-matching
+/// operators (`contains`, `startsWith`, `endsWith`), no NUL character.
+fn text_operand(path: &str, value: String, matching: bool) -> Result<String> {
+    if value.len() > MAX_TEXT_OPERAND {
+        return Err(DataSyncError::bad_input(
+            path,
+            format!("string operands are at most {MAX_TEXT_OPERAND} bytes long"),
+        ));
+    }
+    if matching && value.contains('\0') {
+        return Err(DataSyncError::bad_input(
+            path,
+            "contains, startsWith and endsWith do not take text with a NUL character",
+        ));
+    }
+    Ok(value)
+}
+
+/// One per operator given, plus one per list value.
+macro_rules! weight {
+    ($input:ident: $($op:ident),*; lists: $($list:ident),*) => {{
+        let mut w = 0usize;
+        $( w += usize::from($input.$op.is_some()); )*
+        $( w = w.saturating_add($input.$list.as_ref().map_or(0, |l| 1 + l.len())); )*
+        w
+    }};
+}
+
 /// Collects the conditions of one input.
 struct Conds<'a> {
     field: FieldRef,
@@ -345,6 +401,7 @@ impl FilterInput for StringInput {
             matches!(field, FieldRef::Data { kind, .. } if kind.scalar == ScalarKind::DateTime);
         let mut c = Conds::new(field, path);
         ordered_ops!(c, self, |v: String| -> Result<Scalar> {
+            let v = text_operand(path, v, false)?;
             if datetime {
                 normalize_datetime(&v).map(Scalar::String).ok_or_else(|| {
                     DataSyncError::bad_input(
@@ -358,10 +415,20 @@ impl FilterInput for StringInput {
                 Ok(Scalar::String(v))
             }
         });
-        c.push(&self.contains, |v| Ok(Op::Contains(v)))?;
-        c.push(&self.starts_with, |v| Ok(Op::StartsWith(v)))?;
-        c.push(&self.ends_with, |v| Ok(Op::EndsWith(v)))?;
+        c.push(&self.contains, |v| {
+            Ok(Op::Contains(text_operand(path, v, true)?))
+        })?;
+        c.push(&self.starts_with, |v| {
+            Ok(Op::StartsWith(text_operand(path, v, true)?))
+        })?;
+        c.push(&self.ends_with, |v| {
+            Ok(Op::EndsWith(text_operand(path, v, true)?))
+        })?;
         Ok(c.finish())
+    }
+
+    fn weight(&self) -> usize {
+        weight!(self: ne, eq, le, lt, ge, gt, contains, starts_with, ends_with; lists: in_list)
     }
 }
 
@@ -372,6 +439,10 @@ impl FilterInput for IntInput {
         c.between(&self.between, Scalar::Int)?;
         Ok(c.finish())
     }
+
+    fn weight(&self) -> usize {
+        weight!(self: ne, eq, le, lt, ge, gt; lists: in_list, between)
+    }
 }
 
 impl FilterInput for FloatInput {
@@ -380,6 +451,10 @@ impl FilterInput for FloatInput {
         ordered_ops!(c, self, |v: f64| -> Result<Scalar> { Ok(Scalar::Float(v)) });
         c.between(&self.between, Scalar::Float)?;
         Ok(c.finish())
+    }
+
+    fn weight(&self) -> usize {
+        weight!(self: ne, eq, le, lt, ge, gt; lists: in_list, between)
     }
 }
 
@@ -390,15 +465,23 @@ impl FilterInput for BooleanInput {
         c.push(&self.eq, |v| Ok(Op::Eq(Scalar::Bool(v))))?;
         Ok(c.finish())
     }
+
+    fn weight(&self) -> usize {
+        weight!(self: ne, eq; lists:)
+    }
 }
 
 impl FilterInput for IDInput {
     fn to_filter(&self, field: FieldRef, path: &str) -> Result<Filter> {
         let mut c = Conds::new(field, path);
         ordered_ops!(c, self, |v: ID| -> Result<Scalar> {
-            Ok(Scalar::String(v.0))
+            Ok(Scalar::String(text_operand(path, v.0, false)?))
         });
         Ok(c.finish())
+    }
+
+    fn weight(&self) -> usize {
+        weight!(self: ne, eq, le, lt, ge, gt; lists: in_list)
     }
 }
 

@@ -29,9 +29,12 @@ impl Extension for ErrorCodes {
                 .extensions
                 .as_ref()
                 .is_some_and(|ext| ext.get("code").is_some());
+            // Request errors (syntax, validation) have no path; argument errors start with
+            // one of async-graphql's input-coercion messages.
             let input_error = error.path.is_empty()
                 || error.message.starts_with("Invalid value for argument")
-                || error.message.starts_with("Failed to parse");
+                || error.message.starts_with("Failed to parse")
+                || error.message.starts_with("Expected input type");
             if !has_code && input_error {
                 error
                     .extensions

@@ -4,6 +4,7 @@
 mod error_codes;
 mod input_depth;
 mod operations;
+pub mod resolve;
 
 pub use error_codes::ErrorCodes;
 pub use input_depth::{InputDepthLimit, MAX_INPUT_DEPTH};
@@ -15,20 +16,29 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, InputObject, OutputType, SchemaBuilder};
 
 use crate::conflict::ConflictStrategy;
-
 use crate::error::DataSyncError;
 use crate::model::Model;
+use crate::query::{OrderBy, Paging, DEFAULT_FIND_LIMIT, MAX_LIMIT};
 use crate::repository::Repository;
 use crate::store::{Store, StoreRef};
 
-/// `PageRequest { limit offset }` of `find<Models>`: `limit` 0..=1000 (absent: all),
-/// `offset` >= 0.
+/// `PageRequest { limit offset }` of `find<Models>`: `limit` 0..=1000 (absent: the schema's
+/// default find limit, 100 unless configured), `offset` >= 0.
 #[derive(InputObject, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageRequest {
     /// How many records at most.
     pub limit: Option<i32>,
     /// How many matching records to skip.
     pub offset: Option<i32>,
+}
+
+impl From<PageRequest> for Paging {
+    fn from(page: PageRequest) -> Self {
+        Paging {
+            limit: page.limit.map(i64::from),
+            offset: page.offset.map(i64::from),
+        }
+    }
 }
 
 /// Sort direction.
@@ -59,6 +69,68 @@ pub struct OrderByInput {
     pub order: Option<SortDirectionEnum>,
 }
 
+impl From<&OrderByInput> for OrderBy {
+    fn from(input: &OrderByInput) -> Self {
+        OrderBy {
+            field: input.field.clone(),
+            descending: input.order == Some(SortDirectionEnum::Desc),
+        }
+    }
+}
+
+/// How datasync behaves in one schema: conflict strategies and limits. Passed to
+/// [`SchemaBuilderExt::datasync_with`].
+///
+/// ```
+/// use datasync_core::{conflict::Merge, Config, ConflictOverrides};
+/// # fn demo<Note: datasync_core::Model>() {
+/// let config = Config::new()
+///     .conflicts(ConflictOverrides::new().set::<Note>(Merge))
+///     .find_limit(50);
+/// # let _ = config; }
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    conflicts: ConflictOverrides,
+    find_limit: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            conflicts: ConflictOverrides::default(),
+            find_limit: DEFAULT_FIND_LIMIT,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults: each model's own conflict strategy, finds without a limit return at
+    /// most 100 records.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Conflict strategies that replace the models' own.
+    pub fn conflicts(mut self, overrides: ConflictOverrides) -> Self {
+        self.conflicts = overrides;
+        self
+    }
+
+    /// How many records `find<Models>` without `page.limit` returns at most (default 100, at
+    /// most 1000). `count` still counts every match, so a client knows to page.
+    pub fn find_limit(mut self, limit: u32) -> Self {
+        self.find_limit = limit.min(MAX_LIMIT);
+        self
+    }
+}
+
+impl From<ConflictOverrides> for Config {
+    fn from(conflicts: ConflictOverrides) -> Self {
+        Config::new().conflicts(conflicts)
+    }
+}
+
 /// Wires datasync into an async-graphql schema.
 ///
 /// ```
@@ -82,21 +154,22 @@ pub trait SchemaBuilderExt: Sized {
     /// which the merged schema would otherwise drop silently; see [`colliding_operations`].
     fn datasync(self, store: impl Store) -> Self;
 
-    /// [`datasync`](Self::datasync), with conflict strategies that replace the models' own.
-    fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self;
+    /// [`datasync`](Self::datasync), configured: conflict strategies that replace the
+    /// models' own (a [`ConflictOverrides`] converts into a [`Config`]), limits.
+    fn datasync_with(self, store: impl Store, config: impl Into<Config>) -> Self;
 }
 
 impl<Q: OutputType, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
     fn datasync(self, store: impl Store) -> Self {
-        self.datasync_with(store, ConflictOverrides::default())
+        self.datasync_with(store, Config::default())
     }
 
-    fn datasync_with(self, store: impl Store, overrides: ConflictOverrides) -> Self {
+    fn datasync_with(self, store: impl Store, config: impl Into<Config>) -> Self {
         if let Some(problem) = colliding_operations::<Q>() {
             panic!("{problem}");
         }
         self.data(StoreRef::new(store))
-            .data(overrides)
+            .data(config.into())
             .extension(ErrorCodes)
             .extension(InputDepthLimit)
     }
@@ -142,10 +215,11 @@ impl ConflictOverrides {
 /// only `.datasync(store)` also installs the extensions that keep errors well-formed.
 pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
     let repo = store_repository::<M>(ctx)?;
-    let chosen = ctx
-        .data_opt::<ConflictOverrides>()
-        .and_then(|o| o.get(M::spec().type_name));
-    Ok(match chosen {
+    let Some(config) = ctx.data_opt::<Config>() else {
+        return Ok(repo);
+    };
+    let repo = repo.with_find_limit(config.find_limit);
+    Ok(match config.conflicts.get(M::spec().type_name) {
         Some(strategy) => repo.with_strategy(strategy),
         None => repo,
     })

@@ -27,73 +27,69 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value as Json};
-
 use crate::clock::{Clock, SystemClock};
 use crate::error::{DataSyncError, Result};
-use crate::meta::SyncMeta;
-use crate::model::{Document, ModelSpec};
+use crate::meta::{Document, FieldVersions, StoredRecord};
+use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
-use crate::token::SyncToken;
+use crate::token::{Cursor, TokenKey};
 
-/// `SYNC_EXPIRED` unless `since` is still good for a collection whose change counter is at
-/// `seq` and whose purge watermark is (`purged_seq`, `purged_ms`).
+/// The purge watermark of a collection: the newest position and the newest `updatedAt` among
+/// the tombstones purged so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Watermark {
+    pub seq: i64,
+    pub ms: i64,
+}
+
+/// `SYNC_EXPIRED` unless `cursor` is still good for a collection whose change counter is at
+/// `counter` and whose purge watermark is `purged`.
 ///
 /// The rule is exact: a client is expired when a purge it has not been checked against (the
 /// watermark moved past the one in its token) removed a tombstone it has not received (one
 /// after its cursor, or one of its pending positions). A client that started from "0" after a
-/// purge never held what that purge removed, so it is not expired by it. A cursor ahead of
-/// every change ever made comes from another database and is expired too.
-pub(crate) fn check_token(
-    since: &SyncToken,
-    seq: i64,
-    purged_seq: i64,
-    purged_ms: i64,
-) -> Result<()> {
-    let expired = match since {
-        SyncToken::Beginning => false,
-        SyncToken::Seq {
+/// tombstone was written never held that record, so a purge of it does not expire the client
+/// (its token's watermark starts at the position its first page started from). A cursor ahead
+/// of every change ever made comes from another database and is expired too.
+pub(crate) fn check_cursor(cursor: &Cursor, counter: i64, purged: Watermark) -> Result<()> {
+    let expired = match cursor {
+        Cursor::Beginning => false,
+        Cursor::Seq {
             seq: n,
             pending,
             watermark,
         } => {
-            let unseen_purge = purged_seq > *watermark
-                && (purged_seq > *n || pending.iter().any(|p| *p > *watermark && *p <= purged_seq));
-            *n > seq || unseen_purge
+            let unseen_purge = purged.seq > *watermark
+                && (purged.seq > *n || pending.iter().any(|p| *p > *watermark && *p <= purged.seq));
+            *n > counter || unseen_purge
         }
-        SyncToken::Millis(ms) => *ms < purged_ms,
+        Cursor::Millis(ms) => *ms < purged.ms,
     };
     if expired {
         return Err(DataSyncError::SyncExpired {
-            message: format!(
-                "lastSync {since} is too old: deleted records it has not seen were purged \
-                 (or it does not come from this server); drop the local copy and sync again \
-                 from \"0\""
-            ),
+            message: "lastSync is too old: deleted records it has not seen were purged (or it \
+                      does not come from this server); drop the local copy and sync again from \
+                      \"0\""
+                .to_owned(),
         });
     }
     Ok(())
 }
 
+/// The watermark the next token carries after `cursor` passed [`check_cursor`] against
+/// `purged`: purges up to it can no longer concern the client. `origin` is the position below
+/// which every change was committed before this page read anything: for a client starting
+/// from "0", no tombstone at or below it can be of a record the client ever held.
+pub(crate) fn next_watermark(cursor: &Cursor, purged: Watermark, origin: i64) -> i64 {
+    match cursor {
+        Cursor::Beginning => purged.seq.max(origin),
+        Cursor::Seq { watermark, .. } => purged.seq.max(*watermark),
+        Cursor::Millis(_) => purged.seq,
+    }
+}
+
 /// A boxed `Send` future, as returned by [`Store`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Per data field, the `_version` at which it last changed; a field not listed has not changed
-/// since the record was created (version 1).
-pub type FieldVersions = std::collections::BTreeMap<String, i64>;
-
-/// One stored record: id, data fields and metadata.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredRecord {
-    /// The record id.
-    pub id: String,
-    /// The data fields, external names.
-    pub data: Document,
-    /// Server-owned metadata.
-    pub meta: SyncMeta,
-    /// When each field last changed (for field-level conflict resolution).
-    pub field_versions: FieldVersions,
-}
 
 /// The new state [`Store::compare_and_set`] writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,21 +100,6 @@ pub struct Replacement {
     pub field_versions: FieldVersions,
     /// Whether the record is a tombstone afterwards.
     pub deleted: bool,
-}
-
-impl StoredRecord {
-    /// The `<Model>Delta` shape: id, data fields, `_version`, `createdAt`, `updatedAt`,
-    /// `_deleted`. Used for `serverState` in errors.
-    pub fn to_delta_json(&self) -> Json {
-        let mut obj = serde_json::Map::with_capacity(self.data.len() + 5);
-        obj.insert("id".into(), json!(self.id));
-        obj.extend(self.data.iter().map(|(k, v)| (k.clone(), v.clone())));
-        obj.insert("_version".into(), json!(self.meta.version));
-        obj.insert("createdAt".into(), json!(self.meta.created_at.to_string()));
-        obj.insert("updatedAt".into(), json!(self.meta.updated_at.to_string()));
-        obj.insert("_deleted".into(), json!(self.meta.deleted));
-        Json::Object(obj)
-    }
 }
 
 /// Result of [`Store::insert`].
@@ -145,20 +126,26 @@ pub enum CasOutcome {
 /// ```
 /// use std::time::Duration;
 /// use datasync_core::StoreOptions;
-/// let opts = StoreOptions::default().tombstone_retention(Duration::from_secs(7 * 24 * 3600));
+/// let opts = StoreOptions::default()
+///     .tombstone_retention(Duration::from_secs(7 * 24 * 3600))
+///     .purge_interval(Duration::from_secs(300));
 /// assert_eq!(opts.retention(), Duration::from_secs(604800));
 /// ```
 #[derive(Clone)]
 pub struct StoreOptions {
     retention: Duration,
+    purge_interval: Duration,
     clock: Arc<dyn Clock>,
+    token_key: Option<TokenKey>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             retention: Duration::from_secs(30 * 24 * 3600),
+            purge_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            token_key: None,
         }
     }
 }
@@ -167,6 +154,7 @@ impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
             .field("retention", &self.retention)
+            .field("purge_interval", &self.purge_interval)
             .finish_non_exhaustive()
     }
 }
@@ -179,15 +167,40 @@ impl StoreOptions {
         self
     }
 
+    /// How often each collection is purged of expired tombstones (default 1 minute): by a
+    /// background task of the store, and by sync pages when the last purge is at least this
+    /// old by the store's clock. Zero purges on every sync page.
+    pub fn purge_interval(mut self, interval: Duration) -> Self {
+        self.purge_interval = interval;
+        self
+    }
+
     /// Where timestamps come from (default: the system clock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
+    /// Seals sync tokens with this key instead of the one the store keeps in its database
+    /// (made on first use). Every server process of one database must use the same key.
+    pub fn token_key(mut self, key: TokenKey) -> Self {
+        self.token_key = Some(key);
+        self
+    }
+
     /// The tombstone retention.
     pub fn retention(&self) -> Duration {
         self.retention
+    }
+
+    /// The purge interval.
+    pub fn purge_every(&self) -> Duration {
+        self.purge_interval
+    }
+
+    /// The configured token key, if any.
+    pub fn configured_token_key(&self) -> Option<&TokenKey> {
+        self.token_key.as_ref()
     }
 
     /// Now, in milliseconds since the epoch, by the configured clock.
@@ -199,6 +212,26 @@ impl StoreOptions {
     pub fn purge_cutoff(&self) -> i64 {
         self.now_millis()
             .saturating_sub(self.retention.as_millis().min(i64::MAX as u128) as i64)
+    }
+}
+
+/// When each collection was last purged, by the store's clock: sync pages purge only when the
+/// last purge is at least [`StoreOptions::purge_interval`] old.
+#[derive(Default)]
+pub(crate) struct PurgeSchedule(Mutex<std::collections::HashMap<&'static str, i64>>);
+
+impl PurgeSchedule {
+    /// Whether `collection` is due for a purge at `now`; if so, it counts as purged now.
+    pub(crate) fn due(&self, collection: &'static str, now: i64, interval: Duration) -> bool {
+        let interval = interval.as_millis().min(i64::MAX as u128) as i64;
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match last.get(collection) {
+            Some(at) if now.saturating_sub(*at) < interval && now >= *at => false,
+            _ => {
+                last.insert(collection, now);
+                true
+            }
+        }
     }
 }
 
@@ -343,6 +376,11 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 pub(crate) struct CollectionOwners(Mutex<Vec<&'static ModelSpec>>);
 
 impl CollectionOwners {
+    /// The models that own a collection so far.
+    pub(crate) fn specs(&self) -> Vec<&'static ModelSpec> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Records `spec`'s model as the owner of its collection, or refuses another model.
     pub(crate) fn claim(&self, spec: &'static ModelSpec) -> Result<()> {
         let mut owners = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -12,33 +12,37 @@
 //! written: see `docs/sync.md` ("MongoDB").
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, DateTime as BsonDateTime, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions, ReturnDocument};
+use mongodb::options::{ClientOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value as Json;
 
 use super::mongo_filter;
 use super::{
-    BoxFuture, CasOutcome, CollectionOwners, FieldVersions, InsertOutcome, Replacement, Store,
-    StoreOptions, StoredRecord,
+    check_cursor, next_watermark, BoxFuture, CasOutcome, CollectionOwners, InsertOutcome,
+    PurgeSchedule, Replacement, Store, StoreOptions, Watermark,
 };
 use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
-use crate::meta::SyncMeta;
-use crate::model::{Document as Data, ModelSpec};
+use crate::meta::{Document as Data, FieldVersions, StoredRecord, SyncMeta};
+use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
-use crate::token::SyncToken;
+use crate::token::{Cursor, SyncToken, TokenKey};
 
 const COUNTERS: &str = "_datasync_collections";
+/// The `_id` of the document in `COUNTERS` that holds the token key (no collection can be
+/// named like that: names starting with `_datasync` are refused).
+const TOKEN_KEY_ID: &str = "_datasync:token_key";
 /// A reservation older than this belongs to a writer that died; readers stop waiting for it.
 const RESERVATION_TIMEOUT_MS: i64 = 60_000;
 /// Keys of a stored document that are not data fields.
-const META_KEYS: [&str; 8] = [
+const META_KEYS: [&str; 9] = [
     "_id",
     "_version",
     "_deleted",
@@ -47,6 +51,7 @@ const META_KEYS: [&str; 8] = [
     "_seq",
     "_expireAt",
     "_fv",
+    "_purged",
 ];
 
 /// A store in a MongoDB database.
@@ -73,6 +78,11 @@ struct Inner {
     ready: Mutex<HashSet<&'static str>>,
     /// Which model each collection belongs to.
     owners: CollectionOwners,
+    /// The key that seals sync tokens, read from (or made in) the database on first use.
+    key: tokio::sync::OnceCell<TokenKey>,
+    purges: PurgeSchedule,
+    /// Whether the background purge task runs.
+    purger: std::sync::Once,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -129,8 +139,82 @@ impl MongoStore {
                 opts,
                 ready: Mutex::new(HashSet::new()),
                 owners: CollectionOwners::default(),
+                key: tokio::sync::OnceCell::new(),
+                purges: PurgeSchedule::default(),
+                purger: std::sync::Once::new(),
             }),
         }
+    }
+
+    /// The key sealing this database's sync tokens: the configured one, or the one kept in
+    /// the database (the first process to need it stores a random one; all share it).
+    async fn key(&self) -> Result<&TokenKey> {
+        self.inner
+            .key
+            .get_or_try_init(|| async {
+                if let Some(key) = self.inner.opts.configured_token_key() {
+                    return Ok(key.clone());
+                }
+                let fresh = TokenKey::random();
+                let secret = Bson::Binary(mongodb::bson::Binary {
+                    subtype: mongodb::bson::spec::BinarySubtype::Generic,
+                    bytes: fresh.secret().to_vec(),
+                });
+                // Concurrent first uses race to insert; the loser's duplicate key is harmless.
+                let inserted = self
+                    .counters()
+                    .update_one(
+                        doc! { "_id": TOKEN_KEY_ID },
+                        doc! { "$setOnInsert": { "secret": secret } },
+                    )
+                    .upsert(true)
+                    .await;
+                match inserted {
+                    Err(e) if !is_duplicate_key(&e) => return Err(db_error(e)),
+                    _ => {}
+                }
+                let stored = self
+                    .counters()
+                    .find_one(doc! { "_id": TOKEN_KEY_ID })
+                    .await
+                    .map_err(db_error)?;
+                match stored.as_ref().and_then(|d| d.get("secret")) {
+                    Some(Bson::Binary(b)) => Ok(TokenKey::from_secret(&b.bytes)),
+                    other => Err(DataSyncError::internal(
+                        "the MongoDB store failed",
+                        format!("unreadable token key document: {other:?}"),
+                    )),
+                }
+            })
+            .await
+    }
+
+    /// Starts the task that purges every collection in use once per purge interval, for as
+    /// long as the store lives.
+    fn spawn_purger(&self) {
+        let period = self.inner.opts.purge_every();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if period.is_zero() {
+            return;
+        }
+        self.inner.purger.call_once(|| {
+            let weak = Arc::downgrade(&self.inner);
+            runtime.spawn(async move {
+                loop {
+                    tokio::time::sleep(period.max(Duration::from_millis(100))).await;
+                    let Some(inner) = weak.upgrade() else { return };
+                    let store = MongoStore { inner };
+                    let specs = store.inner.owners.specs();
+                    for spec in specs {
+                        if let Err(e) = store.purge(spec).await {
+                            tracing::warn!(target: "datasync", "purging {} failed: {e}", spec.collection);
+                        }
+                    }
+                }
+            });
+        });
     }
 
     fn data(&self, spec: &ModelSpec) -> Collection<Document> {
@@ -155,17 +239,11 @@ impl MongoStore {
             return Ok(());
         }
         let coll = self.data(spec);
+        self.drop_ttl_index(&coll).await?;
         let indexes = [
             IndexModel::builder().keys(doc! { "_seq": 1 }).build(),
             IndexModel::builder().keys(doc! { "_deleted": 1 }).build(),
-            IndexModel::builder()
-                .keys(doc! { "_expireAt": 1 })
-                .options(
-                    IndexOptions::builder()
-                        .expire_after(self.ttl_grace())
-                        .build(),
-                )
-                .build(),
+            IndexModel::builder().keys(doc! { "_expireAt": 1 }).build(),
         ];
         for index in indexes {
             if let Err(e) = coll.create_index(index).await {
@@ -189,17 +267,32 @@ impl MongoStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.collection);
+        self.spawn_purger();
         Ok(())
     }
 
-    /// How long after `_expireAt` the TTL index removes a tombstone on its own: a backstop
-    /// for collections nobody syncs. datasync's purge (run by every sync) removes tombstones
-    /// at `_expireAt` and records them in the purge watermark first.
-    fn ttl_grace(&self) -> Duration {
-        self.inner
-            .opts
-            .retention()
-            .max(Duration::from_secs(24 * 3600))
+    /// Removes a TTL index on `_expireAt` (earlier versions made one as a backstop): MongoDB
+    /// would delete tombstones behind the purge watermark's back, and clients holding those
+    /// records would never be told to resync.
+    async fn drop_ttl_index(&self, coll: &Collection<Document>) -> Result<()> {
+        let indexes: Vec<IndexModel> = match coll.list_indexes().await {
+            Ok(cursor) => cursor.try_collect().await.map_err(db_error)?,
+            // No collection yet (code 26, NamespaceNotFound): no index either.
+            Err(e) if matches!(*e.kind, ErrorKind::Command(ref c) if c.code == 26) => Vec::new(),
+            Err(e) => return Err(db_error(e)),
+        };
+        for index in indexes {
+            let options = index.options.as_ref();
+            let ttl = options.and_then(|o| o.expire_after).is_some();
+            if ttl && index.keys.contains_key("_expireAt") {
+                let name = options
+                    .and_then(|o| o.name.clone())
+                    .unwrap_or_else(|| "_expireAt_1".to_owned());
+                tracing::warn!(target: "datasync", "dropping the TTL index {name} of {}: tombstones are purged by datasync", coll.name());
+                coll.drop_index(name).await.map_err(db_error)?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes the next sequence number and announces it: the reservation says "a position
@@ -261,10 +354,15 @@ impl MongoStore {
             .find_one(doc! { "_id": id })
             .await
             .map_err(db_error)?;
-        found.map(|d| decode(d).map(|(rec, _)| rec)).transpose()
+        match found {
+            Some(d) if !is_husk(&d) => decode(d).map(|(rec, _)| Some(rec)),
+            _ => Ok(None),
+        }
     }
 
-    /// Deletes tombstones past their expiry, raising the purge watermark first.
+    /// Purges tombstones past their expiry: raises the purge watermark first, then reduces
+    /// each to a husk (`_id`, `_version`, `_purged`), so that a re-created id continues its
+    /// version numbers.
     async fn purge(&self, spec: &'static ModelSpec) -> Result<u64> {
         let coll = self.data(spec);
         let now = BsonDateTime::from_millis(self.inner.opts.now_millis());
@@ -290,12 +388,39 @@ impl MongoStore {
             .map_err(db_error)?;
         let mut filter = due;
         filter.insert("_seq", doc! { "$lte": seq });
-        let deleted = coll.delete_many(filter).await.map_err(db_error)?;
-        Ok(deleted.deleted_count)
+        let mut unset = Document::new();
+        for key in META_KEYS
+            .iter()
+            .filter(|k| !matches!(**k, "_id" | "_version" | "_deleted" | "_purged"))
+            .copied()
+            .chain(spec.fields.iter().map(|f| f.name))
+        {
+            unset.insert(key, "");
+        }
+        let husked = coll
+            .update_many(
+                filter,
+                doc! { "$set": { "_purged": true }, "$unset": unset },
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(husked.modified_count)
     }
 
     async fn sync_page(&self, spec: &'static ModelSpec, request: &SyncRequest) -> Result<SyncPage> {
-        self.purge(spec).await?;
+        let key = self.key().await?;
+        let cursor = request.since.verify(key, spec.collection)?.clone();
+        let opts = &self.inner.opts;
+        if self
+            .inner
+            .purges
+            .due(spec.collection, opts.now_millis(), opts.purge_every())
+        {
+            // Housekeeping: the page is exact with or without it.
+            if let Err(e) = self.purge(spec).await {
+                tracing::warn!(target: "datasync", "purging {} failed: {e}", spec.collection);
+            }
+        }
         // Read the counter and the database's time in one step.
         let counter = self
             .counters()
@@ -309,30 +434,30 @@ impl MongoStore {
             .map_err(db_error)?
             .unwrap_or_default();
         let top = int(counter.get("seq")).unwrap_or(0);
-        let purged_seq = int(counter.get("purgedSeq")).unwrap_or(0);
-        super::check_token(
-            &request.since,
-            top,
-            purged_seq,
-            int(counter.get("purgedMs")).unwrap_or(0),
-        )?;
+        let purged = watermark(&counter);
+        check_cursor(&cursor, top, purged)?;
         let (in_flight, oldest_lo, overflow) = self.in_flight(spec, &counter, top).await;
 
         // Only positions up to `top` (read above): a later position may belong to a write
         // that began after that read and is not announced in `in_flight`.
         let upto = doc! { "_seq": { "$lte": top } };
-        let (cursor, pending, query) = match &request.since {
-            SyncToken::Beginning => (
+        let (from, pending, query) = match &cursor {
+            Cursor::Beginning => (
                 0,
                 Vec::new(),
                 doc! { "$and": [upto, mongo_filter::query(&request.filter)] },
             ),
-            SyncToken::Millis(ms) => (
+            Cursor::Millis(ms) => (
                 0,
                 Vec::new(),
                 doc! { "$and": [upto, { "updatedAt": { "$gt": ms } }] },
             ),
-            SyncToken::Seq { seq, pending, .. } => (
+            Cursor::Seq { seq, pending, .. } if pending.is_empty() => (
+                *seq,
+                Vec::new(),
+                doc! { "_seq": { "$gt": seq, "$lte": top } },
+            ),
+            Cursor::Seq { seq, pending, .. } => (
                 *seq,
                 pending.clone(),
                 doc! { "$or": [
@@ -347,6 +472,7 @@ impl MongoStore {
             .find(query)
             .sort(doc! { "_seq": 1 })
             .limit(limit + 1)
+            .batch_size(u32::try_from(limit + 1).unwrap_or(u32::MAX))
             .await
             .map_err(db_error)?
             .try_collect()
@@ -360,23 +486,22 @@ impl MongoStore {
             .find_one(doc! { "_id": spec.collection })
             .await
             .map_err(db_error)?
-            .and_then(|c| int(c.get("purgedSeq")))
-            .unwrap_or(purged_seq);
-        if now_purged != purged_seq {
-            super::check_token(&request.since, top, now_purged, 0)?;
+            .map_or(purged, |c| watermark(&c));
+        if now_purged != purged {
+            check_cursor(&cursor, top, now_purged)?;
         }
 
         let mut rows = docs.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
         let mut has_more = rows.len() > request.limit as usize;
         rows.truncate(request.limit as usize);
 
-        let matching = self.matching(spec, request, &rows).await?;
+        let matching = self.matching(spec, request, &cursor, &rows).await?;
         let returned: HashSet<i64> = rows.iter().map(|(_, seq)| *seq).collect();
-        let last = rows.last().map_or(cursor, |(_, seq)| *seq);
+        let last = rows.last().map_or(from, |(_, seq)| *seq);
         let mut next_cursor = if has_more {
-            cursor.max(last)
+            from.max(last)
         } else {
-            top.max(cursor)
+            top.max(from)
         };
         // Still owed: pending positions not returned that are still in flight or were not
         // reached on this page, and positions newly passed by the cursor whose writes are in
@@ -391,10 +516,10 @@ impl MongoStore {
                 })
                 .collect();
             // (`range` panics on an empty interval written backwards.)
-            if next_cursor > cursor {
+            if next_cursor > from {
                 owed.extend(
                     in_flight
-                        .range(cursor + 1..=next_cursor)
+                        .range(from + 1..=next_cursor)
                         .filter(|p| !returned.contains(p)),
                 );
             }
@@ -404,7 +529,7 @@ impl MongoStore {
         if overflow || owed.len() > SyncToken::MAX_PENDING {
             // Too many writes in flight to name them all: stop the cursor below the oldest
             // reservation (everything above it is delivered later, some of it twice).
-            next_cursor = cursor.max(oldest_lo.unwrap_or(cursor));
+            next_cursor = from.max(oldest_lo.unwrap_or(from));
             has_more = false;
             owed = pending
                 .iter()
@@ -412,6 +537,13 @@ impl MongoStore {
                 .filter(|p| *p <= next_cursor)
                 .collect();
         }
+        // Every position at or below `origin` was committed before this page read anything.
+        let origin = top.min(oldest_lo.unwrap_or(top));
+        let next = Cursor::Seq {
+            seq: next_cursor,
+            pending: owed.into_iter().collect(),
+            watermark: next_watermark(&cursor, now_purged, origin),
+        };
         Ok(SyncPage {
             items: rows
                 .into_iter()
@@ -420,11 +552,7 @@ impl MongoStore {
                     SyncItem { record, matches }
                 })
                 .collect(),
-            next: SyncToken::Seq {
-                seq: next_cursor,
-                pending: owed.into_iter().collect(),
-                watermark: now_purged,
-            },
+            next: SyncToken::issue(next, key, spec.collection),
             has_more,
         })
     }
@@ -434,10 +562,10 @@ impl MongoStore {
         &self,
         spec: &'static ModelSpec,
         request: &SyncRequest,
+        cursor: &Cursor,
         rows: &[(StoredRecord, i64)],
     ) -> Result<Option<HashSet<String>>> {
-        if request.filter == Filter::All || request.since == SyncToken::Beginning || rows.is_empty()
-        {
+        if request.filter == Filter::All || *cursor == Cursor::Beginning || rows.is_empty() {
             return Ok(None);
         }
         let ids: Vec<&str> = rows.iter().map(|(r, _)| r.id.as_str()).collect();
@@ -510,31 +638,78 @@ impl MongoStore {
         id: &str,
         data: Data,
     ) -> Result<InsertOutcome> {
+        // A husk that appears or goes between looking for it and inserting makes the attempt
+        // void; a few attempts settle it.
+        for _ in 0..4 {
+            if let Some(outcome) = self.try_insert(spec, id, &data).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(DataSyncError::internal(
+            "the record could not be created",
+            format!(
+                "{}: id {id:?} kept being purged and re-created",
+                spec.collection
+            ),
+        ))
+    }
+
+    /// One attempt at a create; `None` when a concurrent purge or re-creation of the id got
+    /// in between.
+    async fn try_insert(
+        &self,
+        spec: &'static ModelSpec,
+        id: &str,
+        data: &Data,
+    ) -> Result<Option<InsertOutcome>> {
+        let coll = self.data(spec);
+        // An id whose tombstone was purged left a husk with its last version: the new record
+        // replaces that husk and continues after its version.
+        let husk = coll
+            .find_one(doc! { "_id": id, "_purged": true })
+            .await
+            .map_err(db_error)?;
+        let previous = husk.as_ref().and_then(|h| int(h.get("_version")));
+        let version = previous.map_or(1, |v| v.saturating_add(1));
+        let field_versions: FieldVersions = match previous {
+            None => FieldVersions::new(),
+            Some(_) => data.keys().map(|k| (k.clone(), version)).collect(),
+        };
         let r = self.reserve(spec).await?;
-        let mut document = to_bson_document(&data);
+        let mut document = to_bson_document(data);
         document.insert("_id", id);
-        document.insert("_version", 1i64);
+        document.insert("_version", version);
         document.insert("_deleted", false);
         document.insert("createdAt", r.ms);
         document.insert("updatedAt", r.ms);
         document.insert("_seq", r.seq);
-        let inserted = self.data(spec).insert_one(document).await;
+        if previous.is_some() {
+            document.insert("_fv", field_versions_bson(&field_versions));
+        }
+        let written = match previous {
+            None => coll.insert_one(document).await.map(|_| true),
+            Some(v) => coll
+                .replace_one(doc! { "_id": id, "_purged": true, "_version": v }, document)
+                .await
+                .map(|r| r.matched_count == 1),
+        };
         self.release(spec, &r).await;
-        match inserted {
-            Ok(_) => Ok(InsertOutcome::Inserted(StoredRecord {
+        match written {
+            Ok(true) => Ok(Some(InsertOutcome::Inserted(StoredRecord {
                 id: id.to_owned(),
-                data,
+                data: data.clone(),
                 meta: SyncMeta {
-                    version: 1,
+                    version,
                     created_at: r.ms,
                     updated_at: r.ms,
                     deleted: false,
                 },
-                field_versions: FieldVersions::new(),
-            })),
+                field_versions,
+            }))),
+            Ok(false) => Ok(self.get_record(spec, id).await?.map(InsertOutcome::Exists)),
             Err(e) if is_duplicate_key(&e) => match self.get_record(spec, id).await? {
-                Some(existing) => Ok(InsertOutcome::Exists(existing)),
-                None => Err(DataSyncError::internal("the MongoDB store failed", e)),
+                Some(existing) => Ok(Some(InsertOutcome::Exists(existing))),
+                None => Ok(None),
             },
             Err(e) => Err(db_error(e)),
         }
@@ -556,12 +731,7 @@ impl MongoStore {
         document.insert("createdAt", expected.meta.created_at);
         document.insert("updatedAt", r.ms);
         document.insert("_seq", r.seq);
-        let versions: Document = new
-            .field_versions
-            .iter()
-            .map(|(k, v)| (k.clone(), Bson::Int64(*v)))
-            .collect();
-        document.insert("_fv", versions);
+        document.insert("_fv", field_versions_bson(&new.field_versions));
         if new.deleted {
             let retention =
                 i64::try_from(self.inner.opts.retention().as_millis()).unwrap_or(i64::MAX);
@@ -592,13 +762,22 @@ impl MongoStore {
         spec: &'static ModelSpec,
         query: &FindQuery,
     ) -> Result<FindResult> {
-        let filter =
-            doc! { "$and": [{ "_deleted": { "$ne": true } }, mongo_filter::query(&query.filter)] };
+        let condition = mongo_filter::query(&query.filter);
+        let filter = if condition.is_empty() {
+            doc! { "_deleted": { "$ne": true } }
+        } else {
+            doc! { "$and": [{ "_deleted": { "$ne": true } }, condition] }
+        };
         let coll = self.data(spec);
-        let count = coll
-            .count_documents(filter.clone())
-            .await
-            .map_err(db_error)?;
+        let count = if query.count {
+            Some(
+                coll.count_documents(filter.clone())
+                    .await
+                    .map_err(db_error)?,
+            )
+        } else {
+            None
+        };
         // MongoDB reads `limit(0)` as "no limit".
         let items = if query.limit == Some(0) {
             Vec::new()
@@ -625,16 +804,18 @@ impl MongoStore {
 }
 
 impl MongoStore {
-    /// Runs one operation after making sure the collection is set up. A failure forgets
-    /// that it was, so the next operation sets it up again (say, on a replaced server).
+    /// Runs one operation after making sure the collection is set up. A lost connection
+    /// forgets that it was, so the next operation sets it up again (the server may have been
+    /// replaced meanwhile); other failures, and input errors above all, leave it alone.
     async fn run<T>(
         &self,
         spec: &'static ModelSpec,
         op: impl std::future::Future<Output = Result<T>>,
     ) -> Result<T> {
         self.ensure(spec).await?;
+        let lost_before = CONNECTION_LOSSES.load(Ordering::Relaxed);
         let result = op.await;
-        if matches!(result, Err(DataSyncError::Internal { .. })) {
+        if result.is_err() && CONNECTION_LOSSES.load(Ordering::Relaxed) != lost_before {
             self.inner
                 .ready
                 .lock()
@@ -711,8 +892,40 @@ impl Store for MongoStore {
     }
 }
 
+/// How many driver errors so far said the server could not be reached.
+static CONNECTION_LOSSES: AtomicU64 = AtomicU64::new(0);
+
 fn db_error(e: mongodb::error::Error) -> DataSyncError {
+    if matches!(
+        *e.kind,
+        ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+    ) {
+        CONNECTION_LOSSES.fetch_add(1, Ordering::Relaxed);
+    }
     DataSyncError::internal("the MongoDB store failed", e)
+}
+
+/// The purge watermark kept in a collection's counter document.
+fn watermark(counter: &Document) -> Watermark {
+    Watermark {
+        seq: int(counter.get("purgedSeq")).unwrap_or(0),
+        ms: int(counter.get("purgedMs")).unwrap_or(0),
+    }
+}
+
+/// A purged tombstone reduced to its id and last version.
+fn is_husk(doc: &Document) -> bool {
+    matches!(doc.get("_purged"), Some(Bson::Boolean(true)))
+}
+
+fn field_versions_bson(versions: &FieldVersions) -> Document {
+    versions
+        .iter()
+        .map(|(k, v)| (k.clone(), Bson::Int64(*v)))
+        .collect()
 }
 
 fn is_duplicate_key(e: &mongodb::error::Error) -> bool {

@@ -1,39 +1,48 @@
-//! The embedded store: one SQLite file (or memory), zero setup.
+//! The embedded store: one SQLite file, zero setup.
 //!
 //! Layout: one table per collection with the data fields as a JSON document beside the sync
-//! metadata columns, and one bookkeeping table `_datasync_collections` holding, per
-//! collection, the change-sequence counter, the newest `updatedAt` handed out and the
-//! tombstone purge watermark. Every write runs in an `IMMEDIATE` transaction that takes the
-//! next sequence number and writes the row, so sequence order is commit order.
+//! metadata columns; `_datasync_collections` holds, per collection, the change-sequence
+//! counter, the newest `updatedAt` handed out and the tombstone purge watermark;
+//! `_datasync_purged` keeps the id and last version of each purged tombstone, so that a
+//! re-created id continues its version numbers; `_datasync_meta` holds the token key.
 //!
-//! All SQLite work runs on tokio's blocking pool, one statement batch at a time on a single
-//! connection, so it never stalls the async runtime.
+//! Every write runs in an `IMMEDIATE` transaction on the one writer connection that takes the
+//! next sequence number and writes the row, so sequence order is commit order. The database
+//! runs in WAL mode: reads (get, find, sync pages) run on a small pool of read connections,
+//! each in one read transaction (a consistent snapshot), and never wait for the writer, nor
+//! the writer for them. All SQLite work runs on tokio's blocking pool.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use tokio::sync::Semaphore;
 
 use super::sqlite_filter::{ident, SqlBuf};
 use super::{
-    BoxFuture, CasOutcome, CollectionOwners, FieldVersions, InsertOutcome, Replacement, Store,
-    StoreOptions, StoredRecord,
+    check_cursor, next_watermark, BoxFuture, CasOutcome, CollectionOwners, InsertOutcome,
+    PurgeSchedule, Replacement, Store, StoreOptions, Watermark,
 };
 use crate::error::{DataSyncError, Result};
-use crate::meta::SyncMeta;
-use crate::model::{Document, ModelSpec};
+use crate::meta::{Document, FieldVersions, StoredRecord, SyncMeta};
+use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
-use crate::token::SyncToken;
+use crate::token::{Cursor, SyncToken, TokenKey};
 
-/// A store in one SQLite database file, or in memory.
+/// How many read connections a store keeps.
+const READERS: usize = 4;
+
+/// A store in one SQLite database file.
 ///
-/// Cheap to clone: clones share the connection.
+/// Cheap to clone: clones share the connections. Several processes may open one file (WAL
+/// mode; writers take turns).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> datasync_core::Result<()> {
 /// use datasync_core::{SqliteStore, StoreOptions};
-/// let in_memory = SqliteStore::memory().await?;
+/// let private = SqliteStore::memory().await?;
 /// let dir = std::env::temp_dir().join(format!("datasync-doc-{}.db", std::process::id()));
 /// let on_disk = SqliteStore::open_with(&dir, StoreOptions::default()).await?;
 /// # drop(on_disk); let _ = std::fs::remove_file(&dir); Ok(()) }
@@ -44,15 +53,31 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    state: Mutex<State>,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// One permit per idle read connection.
+    reader_slots: Semaphore,
+    /// Collections whose table exists (created on first use).
+    ready: Mutex<HashSet<&'static str>>,
     opts: StoreOptions,
     owners: CollectionOwners,
+    key: TokenKey,
+    purges: PurgeSchedule,
+    /// For [`SqliteStore::memory`]: the file, removed after the connections above close.
+    _temporary: Option<TemporaryFile>,
 }
 
-struct State {
-    conn: Connection,
-    /// Collections whose table exists (created on first use).
-    ready: HashSet<&'static str>,
+/// A database file that is removed (with its WAL files) when dropped.
+struct TemporaryFile(PathBuf);
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A failure inside a blocking closure: the database's, or a domain error to pass through.
@@ -67,9 +92,17 @@ impl From<rusqlite::Error> for Failure {
     }
 }
 
+impl From<DataSyncError> for Failure {
+    fn from(e: DataSyncError) -> Self {
+        Failure::Domain(e)
+    }
+}
+
 type Step<T> = std::result::Result<T, Failure>;
 
 const COLLECTIONS: &str = "_datasync_collections";
+const PURGED: &str = "_datasync_purged";
+const META: &str = "_datasync_meta";
 const COLUMNS: &str =
     "t.id, t.data, t.version, t.created_at, t.updated_at, t.deleted, t.seq, t.field_versions";
 /// `COLUMNS` without the table alias, for `RETURNING`.
@@ -91,91 +124,261 @@ impl SqliteStore {
 
     /// Opens (or creates) the database file at `path`.
     pub async fn open_with(path: impl AsRef<Path>, opts: StoreOptions) -> Result<Self> {
-        let path = path.as_ref().to_owned();
-        let shown = path.display().to_string();
-        let conn = tokio::task::spawn_blocking(move || {
-            let conn = Connection::open(&path)?;
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            Ok::<_, rusqlite::Error>(conn)
-        })
-        .await
-        .map_err(|e| DataSyncError::internal("the SQLite store could not start", e))?
-        .map_err(|e| DataSyncError::internal(&format!("cannot open SQLite database {shown}"), e))?;
-        Self::from_connection(conn, opts).await
+        Self::start(path.as_ref().to_owned(), opts, None).await
     }
 
-    /// A private in-memory database with default options (gone when the last clone drops).
+    /// A private database with default options, gone when the last clone drops.
     pub async fn memory() -> Result<Self> {
         Self::memory_with(StoreOptions::default()).await
     }
 
-    /// A private in-memory database.
+    /// A private database, gone when the last clone drops. It lives in a temporary file
+    /// (removed on drop), so that it works exactly like a file store, WAL mode included.
     pub async fn memory_with(opts: StoreOptions) -> Result<Self> {
-        let conn = Connection::open_in_memory()
-            .map_err(|e| DataSyncError::internal("cannot open an in-memory SQLite database", e))?;
-        Self::from_connection(conn, opts).await
+        let path = std::env::temp_dir().join(format!(
+            "datasync-{}-{}.db",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        Self::start(path.clone(), opts, Some(TemporaryFile(path))).await
     }
 
-    async fn from_connection(conn: Connection, opts: StoreOptions) -> Result<Self> {
+    async fn start(
+        path: PathBuf,
+        opts: StoreOptions,
+        temporary: Option<TemporaryFile>,
+    ) -> Result<Self> {
+        let shown = path.display().to_string();
+        let configured = opts.configured_token_key().cloned();
+        let opened = tokio::task::spawn_blocking(move || -> Step<_> {
+            let writer = connection(&path)?;
+            writer.pragma_update(None, "journal_mode", "WAL")?;
+            writer.execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {COLLECTIONS} (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    seq INTEGER NOT NULL,
+                    last_ms INTEGER NOT NULL,
+                    purged_seq INTEGER NOT NULL,
+                    purged_ms INTEGER NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS {PURGED} (
+                    collection TEXT NOT NULL,
+                    id TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    PRIMARY KEY (collection, id)
+                ) WITHOUT ROWID;
+                CREATE TABLE IF NOT EXISTS {META} (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value BLOB NOT NULL
+                );"
+            ))?;
+            let key = match configured {
+                Some(key) => key,
+                None => stored_key(&writer)?,
+            };
+            let readers = (0..READERS)
+                .map(|_| {
+                    let conn = connection(&path)?;
+                    conn.pragma_update(None, "query_only", true)?;
+                    Ok(conn)
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((writer, readers, key))
+        })
+        .await
+        .map_err(|e| DataSyncError::internal("the SQLite store could not start", e))?;
+        let (writer, readers, key) = match opened {
+            Ok(opened) => opened,
+            Err(Failure::Db(e)) => {
+                return Err(DataSyncError::internal(
+                    &format!("cannot open SQLite database {shown}"),
+                    e,
+                ))
+            }
+            Err(Failure::Domain(e)) => return Err(e),
+        };
         let store = SqliteStore {
             inner: Arc::new(Inner {
-                state: Mutex::new(State {
-                    conn,
-                    ready: HashSet::new(),
-                }),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+                reader_slots: Semaphore::new(READERS),
+                ready: Mutex::new(HashSet::new()),
                 opts,
                 owners: CollectionOwners::default(),
+                key,
+                purges: PurgeSchedule::default(),
+                _temporary: temporary,
             }),
         };
-        store
-            .blocking(None, |conn, _| {
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
-                conn.execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {COLLECTIONS} (
-                        name TEXT PRIMARY KEY NOT NULL,
-                        seq INTEGER NOT NULL,
-                        last_ms INTEGER NOT NULL,
-                        purged_seq INTEGER NOT NULL,
-                        purged_ms INTEGER NOT NULL
-                    )"
-                ))?;
-                Ok(())
-            })
-            .await?;
+        store.spawn_purger();
         Ok(store)
     }
 
-    /// Runs `f` on the blocking pool with the connection, after making sure the collection
-    /// of `spec` (if any) has its table.
-    async fn blocking<T, F>(&self, spec: Option<&'static ModelSpec>, f: F) -> Result<T>
+    /// Purges every collection in use once per purge interval, for as long as the store
+    /// lives (nothing to do without a tokio runtime or with a zero interval: sync pages
+    /// purge then).
+    fn spawn_purger(&self) {
+        let period = self.inner.opts.purge_every();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if period.is_zero() {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period.max(Duration::from_millis(100))).await;
+                let Some(inner) = weak.upgrade() else { return };
+                let store = SqliteStore { inner };
+                let collections: Vec<&'static str> = store
+                    .inner
+                    .ready
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .copied()
+                    .collect();
+                for collection in collections {
+                    if let Err(e) = store.purge_collection(collection).await {
+                        tracing::warn!(target: "datasync", "purging {collection} failed: {e}");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Makes sure `spec`'s collection belongs to it and has its table.
+    async fn ensure(&self, spec: &'static ModelSpec) -> Result<()> {
+        self.inner.owners.claim(spec)?;
+        if self.is_ready(spec.collection) {
+            return Ok(());
+        }
+        self.on_writer(move |conn, _| Ok(create_collection(conn, spec.collection)?))
+            .await?;
+        self.inner
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.collection);
+        Ok(())
+    }
+
+    fn is_ready(&self, collection: &str) -> bool {
+        self.inner
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(collection)
+    }
+
+    /// Runs `f` with the writer connection on the blocking pool, after setting up `spec`'s
+    /// collection.
+    async fn write<T, F>(&self, spec: &'static ModelSpec, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &StoreOptions) -> Step<T> + Send + 'static,
     {
-        if let Some(spec) = spec {
-            self.inner.owners.claim(spec)?;
-        }
+        self.ensure(spec).await?;
+        self.on_writer(f).await
+    }
+
+    /// Runs `f` with the writer connection on the blocking pool.
+    async fn on_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &StoreOptions) -> Step<T> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         let joined = tokio::task::spawn_blocking(move || {
-            let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
-            let State { conn, ready } = &mut *state;
-            if let Some(spec) = spec {
-                if !ready.contains(spec.collection) {
-                    create_collection(conn, spec.collection)?;
-                    ready.insert(spec.collection);
-                }
-            }
-            f(conn, &inner.opts)
+            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn, &inner.opts)
         })
         .await;
-        match joined {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(Failure::Domain(e))) => Err(e),
-            Ok(Err(Failure::Db(e))) => Err(DataSyncError::internal("the SQLite store failed", e)),
-            Err(e) => Err(DataSyncError::internal("the SQLite store failed", e)),
-        }
+        finish(joined)
     }
+
+    /// Runs `f` with a read connection on the blocking pool, after setting up `spec`'s
+    /// collection.
+    async fn read<T, F>(&self, spec: &'static ModelSpec, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Inner) -> Step<T> + Send + 'static,
+    {
+        self.ensure(spec).await?;
+        let _slot = self
+            .inner
+            .reader_slots
+            .acquire()
+            .await
+            .map_err(|e| DataSyncError::internal("the SQLite store is closed", e))?;
+        let inner = Arc::clone(&self.inner);
+        let joined = tokio::task::spawn_blocking(move || {
+            let taken = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let Some(mut conn) = taken else {
+                return Err(Failure::Domain(DataSyncError::internal(
+                    "the SQLite store failed",
+                    "no idle read connection behind a free slot",
+                )));
+            };
+            let result = f(&mut conn, &inner);
+            inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            result
+        })
+        .await;
+        finish(joined)
+    }
+
+    /// Purges `collection` of expired tombstones now.
+    async fn purge_collection(&self, collection: &'static str) -> Result<u64> {
+        self.on_writer(move |conn, opts| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = purge(&tx, collection, opts.purge_cutoff())?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
+    }
+}
+
+fn finish<T>(joined: std::result::Result<Step<T>, tokio::task::JoinError>) -> Result<T> {
+    match joined {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(Failure::Domain(e))) => Err(e),
+        Ok(Err(Failure::Db(e))) => Err(DataSyncError::internal("the SQLite store failed", e)),
+        Err(e) => Err(DataSyncError::internal("the SQLite store failed", e)),
+    }
+}
+
+/// A connection to `path` with the store's settings.
+fn connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// The token key kept in the database, made on first use.
+fn stored_key(conn: &Connection) -> rusqlite::Result<TokenKey> {
+    let fresh = TokenKey::random();
+    conn.execute(
+        &format!("INSERT OR IGNORE INTO {META} (name, value) VALUES ('token_key', ?1)"),
+        params![fresh.secret()],
+    )?;
+    let secret: Vec<u8> = conn.query_row(
+        &format!("SELECT value FROM {META} WHERE name = 'token_key'"),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(TokenKey::from_secret(&secret))
 }
 
 fn create_collection(conn: &Connection, collection: &str) -> rusqlite::Result<()> {
@@ -229,18 +432,21 @@ fn stamp(tx: &Transaction<'_>, collection: &str, now: i64) -> rusqlite::Result<(
     )
 }
 
-/// A row of `COLUMNS` as a record, and its sequence number.
-fn read_row(row: &Row<'_>) -> rusqlite::Result<(StoredRecord, i64)> {
-    let json = |i: usize| -> rusqlite::Result<String> { row.get(i) };
-    let decode_err = |i: usize, e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+/// A row of `COLUMNS` as a record (`None`, logged, if its stored JSON is unreadable, so that
+/// one damaged row never fails a whole result) and its sequence number.
+fn read_row(row: &Row<'_>) -> rusqlite::Result<(Option<StoredRecord>, i64)> {
+    let id: String = row.get(0)?;
+    let seq: i64 = row.get(6)?;
+    let data: std::result::Result<Document, _> = serde_json::from_str(&row.get::<_, String>(1)?);
+    let field_versions: std::result::Result<FieldVersions, _> =
+        serde_json::from_str(&row.get::<_, String>(7)?);
+    let (Ok(data), Ok(field_versions)) = (data, field_versions) else {
+        tracing::error!(target: "datasync", "record {id:?} has unreadable stored JSON and was left out");
+        return Ok((None, seq));
     };
-    let data: Document = serde_json::from_str(&json(1)?).map_err(|e| decode_err(1, e))?;
-    let field_versions: FieldVersions =
-        serde_json::from_str(&json(7)?).map_err(|e| decode_err(7, e))?;
     Ok((
-        StoredRecord {
-            id: row.get(0)?,
+        Some(StoredRecord {
+            id,
             data,
             meta: SyncMeta {
                 version: row.get(2)?,
@@ -249,8 +455,8 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<(StoredRecord, i64)> {
                 deleted: row.get::<_, i64>(5)? != 0,
             },
             field_versions,
-        },
-        row.get(6)?,
+        }),
+        seq,
     ))
 }
 
@@ -261,26 +467,36 @@ fn select_one(conn: &Connection, table: &str, id: &str) -> rusqlite::Result<Opti
         read_row,
     )
     .optional()
-    .map(|found| found.map(|(rec, _)| rec))
+    .map(|found| found.and_then(|(rec, _)| rec))
 }
 
-fn to_json_text(data: &Document) -> Step<String> {
-    serde_json::to_string(data)
+fn to_json_text<T: serde::Serialize>(value: &T) -> Step<String> {
+    serde_json::to_string(value)
         .map_err(|e| Failure::Domain(DataSyncError::internal("cannot encode a record", e)))
 }
 
-/// Deletes tombstones older than the retention and raises the purge watermark.
+/// Deletes tombstones older than the retention, raising the purge watermark and keeping each
+/// one's id and version (a re-created id continues after it).
 fn purge(tx: &Transaction<'_>, collection: &str, cutoff: i64) -> rusqlite::Result<u64> {
     let table = ident(collection);
     let mut stmt = tx.prepare(&format!(
-        "DELETE FROM {table} WHERE deleted = 1 AND updated_at < ?1 RETURNING seq, updated_at"
+        "DELETE FROM {table} WHERE deleted = 1 AND updated_at < ?1
+         RETURNING id, version, seq, updated_at"
     ))?;
-    let purged: Vec<(i64, i64)> = stmt
-        .query_map(params![cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let purged: Vec<(String, i64, i64, i64)> = stmt
+        .query_map(params![cutoff], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
+    let mut remember = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {PURGED} (collection, id, version) VALUES (?1, ?2, ?3)"
+    ))?;
+    for (id, version, _, _) in &purged {
+        remember.execute(params![collection, id, version])?;
+    }
     if let (Some(max_seq), Some(max_ms)) = (
-        purged.iter().map(|p| p.0).max(),
-        purged.iter().map(|p| p.1).max(),
+        purged.iter().map(|p| p.2).max(),
+        purged.iter().map(|p| p.3).max(),
     ) {
         tx.execute(
             &format!(
@@ -293,10 +509,6 @@ fn purge(tx: &Transaction<'_>, collection: &str, cutoff: i64) -> rusqlite::Resul
     Ok(purged.len() as u64)
 }
 
-fn check_token(since: &SyncToken, seq: i64, purged_seq: i64, purged_ms: i64) -> Step<()> {
-    super::check_token(since, seq, purged_seq, purged_ms).map_err(Failure::Domain)
-}
-
 impl Store for SqliteStore {
     fn get<'a>(
         &'a self,
@@ -304,7 +516,7 @@ impl Store for SqliteStore {
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredRecord>>> {
         let id = id.to_owned();
-        Box::pin(self.blocking(Some(spec), move |conn, _| {
+        Box::pin(self.read(spec, move |conn, _| {
             Ok(select_one(conn, &ident(spec.collection), &id)?)
         }))
     }
@@ -316,32 +528,50 @@ impl Store for SqliteStore {
         data: Document,
     ) -> BoxFuture<'a, Result<InsertOutcome>> {
         let id = id.to_owned();
-        Box::pin(self.blocking(Some(spec), move |conn, opts| {
+        Box::pin(self.write(spec, move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&data)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(existing) = select_one(&tx, &table, &id)? {
                 return Ok(InsertOutcome::Exists(existing));
             }
+            // An id whose tombstone was purged continues after its last version, so that an
+            // edit based on the old record can never match the new one.
+            let previous: Option<i64> = tx
+                .query_row(
+                    &format!("SELECT version FROM {PURGED} WHERE collection = ?1 AND id = ?2"),
+                    params![spec.collection, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let version = previous.map_or(1, |v| v.saturating_add(1));
+            let field_versions = recreated_field_versions(&data, previous, version);
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {table} (id, data, version, created_at, updated_at, deleted, seq)
-                     VALUES (?1, ?2, 1, ?3, ?3, 0, ?4)"
+                    "INSERT INTO {table}
+                     (id, data, version, created_at, updated_at, deleted, seq, field_versions)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6)"
                 ),
-                params![id, text, ms, seq],
+                params![id, text, version, ms, seq, to_json_text(&field_versions)?],
             )?;
+            if previous.is_some() {
+                tx.execute(
+                    &format!("DELETE FROM {PURGED} WHERE collection = ?1 AND id = ?2"),
+                    params![spec.collection, id],
+                )?;
+            }
             tx.commit()?;
             Ok(InsertOutcome::Inserted(StoredRecord {
                 id,
                 data,
                 meta: SyncMeta {
-                    version: 1,
+                    version,
                     created_at: ms,
                     updated_at: ms,
                     deleted: false,
                 },
-                field_versions: FieldVersions::new(),
+                field_versions,
             }))
         }))
     }
@@ -353,12 +583,10 @@ impl Store for SqliteStore {
         new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
         let (id, expected) = (expected.id.clone(), expected.meta.version);
-        Box::pin(self.blocking(Some(spec), move |conn, opts| {
+        Box::pin(self.write(spec, move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&new.data)?;
-            let versions = serde_json::to_string(&new.field_versions).map_err(|e| {
-                Failure::Domain(DataSyncError::internal("cannot encode a record", e))
-            })?;
+            let versions = to_json_text(&new.field_versions)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
             let written = tx
@@ -371,9 +599,10 @@ impl Store for SqliteStore {
                     params![text, ms, new.deleted, seq, versions, id, expected],
                     read_row,
                 )
-                .optional()?;
+                .optional()?
+                .and_then(|(rec, _)| rec);
             match written {
-                Some((rec, _)) => {
+                Some(rec) => {
                     tx.commit()?;
                     Ok(CasOutcome::Written(rec))
                 }
@@ -392,42 +621,47 @@ impl Store for SqliteStore {
         query: &'a FindQuery,
     ) -> BoxFuture<'a, Result<FindResult>> {
         let query = query.clone();
-        Box::pin(self.blocking(Some(spec), move |conn, _| {
+        Box::pin(self.read(spec, move |conn, _| {
             let table = ident(spec.collection);
             let mut cond = SqlBuf::default();
             cond.filter(&query.filter);
+            // One read transaction: the count and the page see the same snapshot.
             let tx = conn.transaction()?;
-            let count: i64 = tx.query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM {table} AS t WHERE t.deleted = 0 AND {}",
-                    cond.text
-                ),
-                rusqlite::params_from_iter(cond.params.iter()),
-                |r| r.get(0),
-            )?;
-            let mut sql = cond;
-            sql.text = format!(
-                "SELECT {COLUMNS} FROM {table} AS t WHERE t.deleted = 0 AND {}",
-                sql.text
-            );
-            sql.order_by(&query.order);
-            sql.text.push_str(" LIMIT ? OFFSET ?");
-            let limit = query.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
-            let offset = query.offset.min(i64::MAX as u64) as i64;
-            sql.params.push(limit.into());
-            sql.params.push(offset.into());
-            let items = {
+            let count = if query.count {
+                let n: i64 = tx.query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} AS t WHERE t.deleted = 0 AND {}",
+                        cond.text
+                    ),
+                    rusqlite::params_from_iter(cond.params.iter()),
+                    |r| r.get(0),
+                )?;
+                Some(n as u64)
+            } else {
+                None
+            };
+            let items = if query.limit == Some(0) {
+                Vec::new()
+            } else {
+                let mut sql = cond;
+                sql.text = format!(
+                    "SELECT {COLUMNS} FROM {table} AS t WHERE t.deleted = 0 AND {}",
+                    sql.text
+                );
+                sql.order_by(&query.order);
+                sql.text.push_str(" LIMIT ? OFFSET ?");
+                let limit = query.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+                let offset = query.offset.min(i64::MAX as u64) as i64;
+                sql.params.push(limit.into());
+                sql.params.push(offset.into());
                 let mut stmt = tx.prepare(&sql.text)?;
                 let rows =
                     stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), read_row)?;
-                rows.map(|r| r.map(|(rec, _)| rec))
+                rows.filter_map(|r| r.map(|(rec, _)| rec).transpose())
                     .collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.commit()?;
-            Ok(FindResult {
-                items,
-                count: count as u64,
-            })
+            Ok(FindResult { items, count })
         }))
     }
 
@@ -437,80 +671,117 @@ impl Store for SqliteStore {
         request: &'a SyncRequest,
     ) -> BoxFuture<'a, Result<SyncPage>> {
         let request = request.clone();
-        Box::pin(self.blocking(Some(spec), move |conn, opts| {
-            let table = ident(spec.collection);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            purge(&tx, spec.collection, opts.purge_cutoff())?;
-            let (seq, purged_seq, purged_ms): (i64, i64, i64) = tx.query_row(
-                &format!("SELECT seq, purged_seq, purged_ms FROM {COLLECTIONS} WHERE name = ?1"),
-                params![spec.collection],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )?;
-            check_token(&request.since, seq, purged_seq, purged_ms)?;
-
-            // From the beginning only matching records; after a token every change, with
-            // whether it still matches (a record that left the filter must reach the client).
-            let mut sql = SqlBuf {
-                text: format!("SELECT {COLUMNS}, "),
-                params: Vec::new(),
-            };
-            match request.since {
-                SyncToken::Beginning => sql.text.push('1'),
-                _ => sql.filter(&request.filter),
-            }
-            sql.text.push_str(&format!(" FROM {table} AS t WHERE "));
-            match request.since {
-                SyncToken::Beginning => sql.filter(&request.filter),
-                // One writer at a time: nothing is ever pending here.
-                SyncToken::Seq { seq: n, .. } => {
-                    sql.text.push_str("t.seq > ?");
-                    sql.params.push(n.into());
-                }
-                SyncToken::Millis(ms) => {
-                    sql.text.push_str("t.updated_at > ?");
-                    sql.params.push(ms.into());
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            let opts = &self.inner.opts;
+            if self
+                .inner
+                .purges
+                .due(spec.collection, opts.now_millis(), opts.purge_every())
+            {
+                // Housekeeping: the page is exact with or without it.
+                if let Err(e) = self.purge_collection(spec.collection).await {
+                    tracing::warn!(target: "datasync", "purging {} failed: {e}", spec.collection);
                 }
             }
-            sql.text.push_str(" ORDER BY t.seq LIMIT ?");
-            sql.params.push((i64::from(request.limit) + 1).into());
-            let mut rows = {
-                let mut stmt = tx.prepare(&sql.text)?;
-                let rows =
-                    stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
-                        let (record, seq) = read_row(row)?;
-                        let matches = row.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0;
-                        Ok((SyncItem { record, matches }, seq))
-                    })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            tx.commit()?;
-
-            let has_more = rows.len() > request.limit as usize;
-            rows.truncate(request.limit as usize);
-            // With more to come, continue after the last row sent; otherwise everything up to
-            // the counter (read in the same transaction) has been seen.
-            let next = SyncToken::Seq {
-                seq: match (has_more, rows.last()) {
-                    (true, Some((_, last_seq))) => *last_seq,
-                    _ => seq,
-                },
-                pending: Vec::new(),
-                watermark: purged_seq,
-            };
-            Ok(SyncPage {
-                items: rows.into_iter().map(|(item, _)| item).collect(),
-                next,
-                has_more,
+            self.read(spec, move |conn, inner| {
+                sync_page(conn, inner, spec, &request)
             })
-        }))
+            .await
+        })
     }
 
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(self.blocking(Some(spec), move |conn, opts| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = purge(&tx, spec.collection, opts.purge_cutoff())?;
-            tx.commit()?;
-            Ok(n)
-        }))
+        Box::pin(async move {
+            self.ensure(spec).await?;
+            self.purge_collection(spec.collection).await
+        })
     }
+}
+
+/// Field versions of a new record: none for a first create; for an id re-created after its
+/// purge, every field at the new version (all of them are new since any older version).
+fn recreated_field_versions(data: &Document, previous: Option<i64>, version: i64) -> FieldVersions {
+    match previous {
+        None => FieldVersions::new(),
+        Some(_) => data.keys().map(|k| (k.clone(), version)).collect(),
+    }
+}
+
+/// One sync page, read in one read transaction (a snapshot of committed writes).
+fn sync_page(
+    conn: &mut Connection,
+    inner: &Inner,
+    spec: &'static ModelSpec,
+    request: &SyncRequest,
+) -> Step<SyncPage> {
+    let table = ident(spec.collection);
+    let cursor = request.since.verify(&inner.key, spec.collection)?.clone();
+    let tx = conn.transaction()?;
+    let (counter, purged_seq, purged_ms): (i64, i64, i64) = tx.query_row(
+        &format!("SELECT seq, purged_seq, purged_ms FROM {COLLECTIONS} WHERE name = ?1"),
+        params![spec.collection],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let purged = Watermark {
+        seq: purged_seq,
+        ms: purged_ms,
+    };
+    check_cursor(&cursor, counter, purged)?;
+
+    // From the beginning only matching records; after a token every change, with whether it
+    // still matches (a record that left the filter must reach the client).
+    let mut sql = SqlBuf {
+        text: format!("SELECT {COLUMNS}, "),
+        params: Vec::new(),
+    };
+    match cursor {
+        Cursor::Beginning => sql.text.push('1'),
+        _ => sql.filter(&request.filter),
+    }
+    sql.text.push_str(&format!(" FROM {table} AS t WHERE "));
+    match cursor {
+        Cursor::Beginning => sql.filter(&request.filter),
+        // One writer at a time: nothing is ever pending here.
+        Cursor::Seq { seq: n, .. } => {
+            sql.text.push_str("t.seq > ?");
+            sql.params.push(n.into());
+        }
+        Cursor::Millis(ms) => {
+            sql.text.push_str("t.updated_at > ?");
+            sql.params.push(ms.into());
+        }
+    }
+    sql.text.push_str(" ORDER BY t.seq LIMIT ?");
+    sql.params.push((i64::from(request.limit) + 1).into());
+    let mut rows = {
+        let mut stmt = tx.prepare(&sql.text)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
+            let matches = row.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0;
+            let (record, seq) = read_row(row)?;
+            Ok((record.map(|record| SyncItem { record, matches }), seq))
+        })?;
+        // A row whose JSON is unreadable is left out, but still moves the cursor.
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    tx.commit()?;
+
+    let has_more = rows.len() > request.limit as usize;
+    rows.truncate(request.limit as usize);
+    // With more to come, continue after the last row sent; otherwise everything up to the
+    // counter (read in the same snapshot) has been seen.
+    let seq = match (has_more, rows.last().map(|(_, seq)| *seq)) {
+        (true, Some(last)) => last,
+        _ => counter,
+    };
+    let next = Cursor::Seq {
+        seq,
+        pending: Vec::new(),
+        watermark: next_watermark(&cursor, purged, counter),
+    };
+    Ok(SyncPage {
+        items: rows.into_iter().filter_map(|(item, _)| item).collect(),
+        next: SyncToken::issue(next, &inner.key, spec.collection),
+        has_more,
+    })
 }

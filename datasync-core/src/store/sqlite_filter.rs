@@ -141,36 +141,41 @@ impl SqlBuf {
                 self.scalar(high);
                 self.push(", 0)");
             }
-            Op::Contains(s) => self.text_match(x, "instr(", s, ") > 0"),
-            Op::StartsWith(s) => self.text_match(x, "instr(", s, ") = 1"),
-            Op::EndsWith(s) if s.is_empty() => {
-                self.push("(");
-                self.target(x);
-                self.push(" IS NOT NULL)");
-            }
-            Op::EndsWith(s) => {
-                // substr(x, -n) is the last n characters; compared literally.
-                self.push("IFNULL(substr(");
-                self.target(x);
-                self.push(", ");
-                self.param(SqlValue::Integer(-(s.chars().count() as i64)));
-                self.push(") = ");
-                self.param(SqlValue::Text(s.clone()));
-                self.push(", 0)");
-            }
+            // Text operators compare bytes (UTF-8), so a NUL inside a value counts like any
+            // other character, and only the part of the value they need is read.
+            Op::Contains(s) => self.text_match(x, |buf| {
+                buf.push("instr(CAST(");
+                buf.target(x);
+                buf.push(" AS BLOB), ");
+                buf.param(SqlValue::Blob(s.as_bytes().to_vec()));
+                buf.push(") > 0");
+            }),
+            Op::StartsWith(s) => self.text_match(x, |buf| {
+                buf.push("substr(CAST(");
+                buf.target(x);
+                buf.push(" AS BLOB), 1, ");
+                buf.param(SqlValue::Integer(s.len() as i64));
+                buf.push(") = ");
+                buf.param(SqlValue::Blob(s.as_bytes().to_vec()));
+            }),
+            Op::EndsWith(s) if s.is_empty() => self.text_match(x, |buf| buf.push("1")),
+            Op::EndsWith(s) => self.text_match(x, |buf| {
+                buf.push("substr(CAST(");
+                buf.target(x);
+                buf.push(" AS BLOB), ");
+                buf.param(SqlValue::Integer(-(s.len() as i64)));
+                buf.push(") = ");
+                buf.param(SqlValue::Blob(s.as_bytes().to_vec()));
+            }),
         }
     }
 
-    /// `<open> x, s <close>` on text values only (a number never "contains" text).
-    fn text_match(&mut self, x: Target<'_>, open: &str, s: &str, close: &str) {
+    /// `cond` on text values only (a number never "contains" text).
+    fn text_match(&mut self, x: Target<'_>, cond: impl FnOnce(&mut SqlBuf)) {
         self.push("IFNULL(typeof(");
         self.target(x);
         self.push(") = 'text' AND ");
-        self.push(open);
-        self.target(x);
-        self.push(", ");
-        self.param(SqlValue::Text(s.to_owned()));
-        self.push(close);
+        cond(self);
         self.push(", 0)");
     }
 

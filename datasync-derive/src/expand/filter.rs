@@ -47,6 +47,14 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             }
         }
     });
+    let weights = filterable.iter().map(|(_, f)| {
+        let ident = f.ident;
+        quote! {
+            if let ::core::option::Option::Some(input) = &self.#ident {
+                w = w.saturating_add(input.weight());
+            }
+        }
+    });
     quote! {
         #(#impls)*
 
@@ -84,6 +92,23 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                     all.push(#rt::Filter::Not(::std::boxed::Box::new(filter.to_filter()?)));
                 }
                 ::core::result::Result::Ok(#rt::Filter::all_of(all))
+            }
+
+            fn weight(&self) -> usize {
+                let mut w: usize = 1;
+                if let ::core::option::Option::Some(input) = &self.id {
+                    w = w.saturating_add(#rt::FilterInput::weight(input));
+                }
+                #(#weights)*
+                for filters in [&self.and, &self.or].into_iter().flatten() {
+                    for f in filters {
+                        w = w.saturating_add(#rt::ModelFilter::weight(f));
+                    }
+                }
+                if let ::core::option::Option::Some(filter) = &self.not {
+                    w = w.saturating_add(#rt::ModelFilter::weight(&**filter));
+                }
+                w
             }
         }
     }

@@ -47,31 +47,19 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             #[doc = #create_doc]
             #[graphql(name = #create)]
             async fn create(&self, ctx: &#ag::Context<'_>, input: #create_input) -> #ag::Result<#object> {
-                let run = async {
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(#object::from(repo.create(input).await?))
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                ::core::result::Result::Ok(#object::from(#rt::resolve::create::<#ident>(ctx, input).await?))
             }
 
             #[doc = #update_doc]
             #[graphql(name = #update)]
             async fn update(&self, ctx: &#ag::Context<'_>, input: #mutate_input) -> #ag::Result<#object> {
-                let run = async {
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(#object::from(repo.update(input).await?))
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                ::core::result::Result::Ok(#object::from(#rt::resolve::update::<#ident>(ctx, input).await?))
             }
 
             #[doc = #delete_doc]
             #[graphql(name = #delete)]
             async fn delete(&self, ctx: &#ag::Context<'_>, input: #mutate_input) -> #ag::Result<#object> {
-                let run = async {
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(#object::from(repo.delete_input(input).await?))
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                ::core::result::Result::Ok(#object::from(#rt::resolve::delete::<#ident>(ctx, input).await?))
             }
         }
     }

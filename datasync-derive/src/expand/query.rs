@@ -52,13 +52,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 ctx: &#ag::Context<'_>,
                 id: #ag::ID,
             ) -> #ag::Result<::core::option::Option<#object>> {
-                let run = async {
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(
-                        repo.get(&id).await?.map(#object::from),
-                    )
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                ::core::result::Result::Ok(#rt::resolve::get::<#ident>(ctx, &id).await?.map(#object::from))
             }
 
             #[doc = #find_doc]
@@ -70,12 +64,8 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 page: ::core::option::Option<#rt::PageRequest>,
                 #[graphql(name = "orderBy")] order_by: ::core::option::Option<#rt::OrderByInput>,
             ) -> #ag::Result<#result_list> {
-                let run = async {
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    let page = repo.find(filter.as_ref(), page, order_by.as_ref()).await?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(#result_list::from(page))
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                let page = #rt::resolve::find::<#ident>(ctx, filter.as_ref(), page, order_by.as_ref()).await?;
+                ::core::result::Result::Ok(#result_list::from(page))
             }
 
             #[doc = #sync_doc]
@@ -87,14 +77,8 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 filter: ::core::option::Option<#filter>,
                 limit: ::core::option::Option<i32>,
             ) -> #ag::Result<#delta_list> {
-                let run = async {
-                    let since = #rt::SyncToken::parse(&last_sync)?;
-                    let limit = #rt::sync_limit(limit)?;
-                    let repo = #rt::repository::<#ident>(ctx)?;
-                    let delta = repo.sync(since, filter.as_ref(), limit).await?;
-                    ::core::result::Result::Ok::<_, #rt::DataSyncError>(#delta_list::from(delta))
-                };
-                run.await.map_err(|e| #ag::ErrorExtensions::extend(&e))
+                let delta = #rt::resolve::sync::<#ident>(ctx, &last_sync, filter.as_ref(), limit).await?;
+                ::core::result::Result::Ok(#delta_list::from(delta))
             }
         }
     }

@@ -1,0 +1,97 @@
+//! The resolvers behind every generated operation, generic over the model: generated code
+//! only converts their results into its own output types.
+//!
+//! Each one finds the model's repository in the schema's data (with the schema's
+//! [`Config`](super::Config)), runs the operation, and turns a failure into a GraphQL error
+//! with its `extensions.code`. Records that cannot be read as the model are left out of a
+//! page and reported beside it as `INTERNAL` errors carrying `extensions.recordId`.
+
+use async_graphql::{Context, ErrorExtensions};
+
+use super::{repository, OrderByInput, PageRequest};
+use crate::error::DataSyncError;
+use crate::meta::Record;
+use crate::model::Model;
+use crate::query::OrderBy;
+use crate::repository::{Delta, FindParts, Page, Unreadable};
+use crate::token::SyncToken;
+
+type GqlResult<T> = async_graphql::Result<T>;
+
+fn gql(e: DataSyncError) -> async_graphql::Error {
+    e.extend()
+}
+
+/// `get<Model>(id)`.
+pub async fn get<M: Model>(ctx: &Context<'_>, id: &str) -> GqlResult<Option<Record<M>>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    repo.get(id).await.map_err(gql)
+}
+
+/// `find<Models>(filter, page, orderBy)`: computes only the parts the query selects.
+pub async fn find<M: Model>(
+    ctx: &Context<'_>,
+    filter: Option<&M::Filter>,
+    page: Option<PageRequest>,
+    order_by: Option<&OrderByInput>,
+) -> GqlResult<Page<M>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    let selected = ctx.look_ahead();
+    let parts = FindParts {
+        items: selected.field("items").exists(),
+        count: selected.field("count").exists(),
+    };
+    let order = order_by.map(OrderBy::from);
+    let page = repo
+        .find_parts(filter, page.map(Into::into), order.as_ref(), parts)
+        .await
+        .map_err(gql)?;
+    report(ctx, &page.unreadable);
+    Ok(page)
+}
+
+/// `sync<Models>(lastSync, filter, limit)`.
+pub async fn sync<M: Model>(
+    ctx: &Context<'_>,
+    last_sync: &str,
+    filter: Option<&M::Filter>,
+    limit: Option<i32>,
+) -> GqlResult<Delta<M>> {
+    let run = async {
+        let since = SyncToken::parse(last_sync)?;
+        let limit = crate::repository::sync_limit(limit)?;
+        let repo = repository::<M>(ctx)?;
+        repo.sync(since, filter, limit).await
+    };
+    let delta = run.await.map_err(gql)?;
+    report(ctx, &delta.unreadable);
+    Ok(delta)
+}
+
+/// `create<Model>(input)`.
+pub async fn create<M: Model>(ctx: &Context<'_>, input: M::Create) -> GqlResult<Record<M>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    repo.create(input).await.map_err(gql)
+}
+
+/// `update<Model>(input)`.
+pub async fn update<M: Model>(ctx: &Context<'_>, input: M::Mutate) -> GqlResult<Record<M>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    repo.update(input).await.map_err(gql)
+}
+
+/// `delete<Model>(input)`.
+pub async fn delete<M: Model>(ctx: &Context<'_>, input: M::Mutate) -> GqlResult<Record<M>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    repo.delete_input(input).await.map_err(gql)
+}
+
+/// Adds an error beside the data for each record left out.
+fn report(ctx: &Context<'_>, unreadable: &[Unreadable]) {
+    for bad in unreadable {
+        let error = bad
+            .to_error()
+            .extend_with(|_, ext| ext.set("recordId", bad.id.as_str()));
+        ctx.add_error(ctx.set_error_path(error.into_server_error(ctx.item.pos)));
+    }
+}
