@@ -11,7 +11,8 @@ pub use datasync_derive::DataSync;
 /// ```
 pub mod prelude {
     pub use crate::async_graphql::{
-        self, EmptyMutation, EmptySubscription, MaybeUndefined, MergedObject, Object, Schema, ID,
+        self, EmptyMutation, EmptySubscription, MaybeUndefined, MergedObject, MergedSubscription,
+        Object, Schema, ID,
     };
     #[cfg(feature = "sqlite")]
     pub use crate::SqliteStore;

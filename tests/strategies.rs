@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::app::{Mutation, Note, Query};
+use common::app::{Mutation, Note, Query, Subscription};
 use common::{code, Backend, Gql};
 use datasync::conflict::{by_name, Conflict, ConflictStrategy, Resolution};
 use datasync::prelude::*;
@@ -25,12 +25,16 @@ store_tests!(
 /// The example schema with Note's conflict strategy replaced by `name`.
 fn schema_with(store: Arc<dyn Store>, name: &str) -> Gql {
     let mut g = Gql::new(store.clone());
-    g.schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .datasync_with(
-            store,
-            ConflictOverrides::new().set_shared::<Note>(by_name(name).unwrap()),
-        )
-        .finish();
+    g.schema = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .datasync_with(
+        store,
+        ConflictOverrides::new().set_shared::<Note>(by_name(name).unwrap()),
+    )
+    .finish();
     g
 }
 
@@ -577,12 +581,16 @@ impl ConflictStrategy for HigherPriorityWins {
 async fn custom_strategy(b: Backend) {
     let store = b.store().await;
     let mut g = Gql::new(store.clone());
-    g.schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .datasync_with(
-            store.clone(),
-            ConflictOverrides::new().set::<Note>(HigherPriorityWins),
-        )
-        .finish();
+    g.schema = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .datasync_with(
+        store.clone(),
+        ConflictOverrides::new().set::<Note>(HigherPriorityWins),
+    )
+    .finish();
     g.note(json!({"id": "c", "priority": 5})).await;
     g.ok(
         "mutation { updateNote(input: {id: \"c\", _version: 1, title: \"server\"}) { id } }",

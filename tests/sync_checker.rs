@@ -62,6 +62,7 @@ struct Totals {
     syncs: AtomicUsize,
     pages: AtomicUsize,
     expired: AtomicUsize,
+    resumes: AtomicUsize,
     anomalies: Mutex<Vec<String>>,
 }
 
@@ -660,4 +661,226 @@ async fn first_syncs_finish_under_purges_mongo() {
             .unwrap(),
     );
     first_syncs_under_purges("mongo", Gql::new(store), base).await;
+}
+
+const CHANGES: &str = "subscription($s: String, $f: NoteFilter) { noteChanges(lastSync: $s, filter: $f) { lastSync hasMore items { id _version _deleted } } }";
+
+impl Client {
+    /// Applies one subscription message; `false` if the subscription ended with an error.
+    fn apply(&mut self, message: &Json, totals: &Totals) -> bool {
+        if let Some(errors) = message.get("errors") {
+            match code(&errors[0]) {
+                "SYNC_EXPIRED" => {
+                    totals.expired.fetch_add(1, Ordering::Relaxed);
+                    self.replica.clear();
+                    self.token = "0".into();
+                }
+                _ => totals.anomaly(format!("{}: subscription failed: {message}", self.name)),
+            }
+            return false;
+        }
+        let list = &message["data"]["noteChanges"];
+        for item in list["items"].as_array().unwrap() {
+            let id = item["id"].as_str().unwrap().to_owned();
+            let version = item["_version"].as_i64().unwrap();
+            let live = item["_deleted"] == false;
+            let entry = self.replica.entry(id).or_insert((version, live));
+            if version >= entry.0 {
+                *entry = (version, live);
+            }
+        }
+        self.token = list["lastSync"].as_str().unwrap().to_owned();
+        true
+    }
+
+    fn live(&self) -> BTreeMap<String, i64> {
+        self.replica
+            .iter()
+            .filter(|(_, (_, live))| *live)
+            .map(|(id, (v, _))| (id.clone(), *v))
+            .collect()
+    }
+}
+
+/// A subscriber that keeps disconnecting: reads a few messages, drops the subscription, and
+/// subscribes again with the last `lastSync` it received, until told to stop.
+async fn flaky_subscriber(
+    g: Arc<Gql>,
+    mut client: Client,
+    totals: Arc<Totals>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    seed: u64,
+) -> Client {
+    use futures_util::StreamExt;
+    let mut rng = Rng(seed | 1);
+    while !stop.load(Ordering::SeqCst) {
+        let mut sub = g.subscribe(CHANGES, json!({"s": client.token, "f": client.filter}));
+        for _ in 0..1 + rng.below(6) {
+            match tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+                Ok(Some(message)) => {
+                    if !client.apply(&message, &totals) {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        totals.resumes.fetch_add(1, Ordering::Relaxed);
+    }
+    client
+}
+
+/// Subscribes once more and reads until the replica equals the server's records.
+async fn settle(g: &Gql, client: &mut Client, totals: &Totals) {
+    use futures_util::StreamExt;
+    let truth = live_records(g, &client.filter).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    'resubscribe: loop {
+        let mut sub = g.subscribe(CHANGES, json!({"s": client.token, "f": client.filter}));
+        loop {
+            if client.live() == truth {
+                return;
+            }
+            match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(message)) => {
+                    if !client.apply(&message, totals) {
+                        continue 'resubscribe;
+                    }
+                }
+                Ok(None) => continue 'resubscribe,
+                Err(_) => {
+                    let live = client.live();
+                    let missing: Vec<_> = truth
+                        .iter()
+                        .filter(|(id, v)| live.get(*id) != Some(v))
+                        .take(5)
+                        .collect();
+                    let ghosts: Vec<_> = live
+                        .keys()
+                        .filter(|id| !truth.contains_key(*id))
+                        .take(5)
+                        .collect();
+                    totals.anomaly(format!(
+                        "{}: replica differs from the server after resuming: missing or stale {missing:?}, ghosts {ghosts:?}",
+                        client.name
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Writers run while subscribers disconnect and resume from their last token, on every
+/// instance (process) in turn; purges race them. Every subscriber must end with exactly the
+/// server's records.
+async fn subscribers_resume(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
+    let seed: u64 = std::env::var("DATASYNC_CHECK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    let rounds: usize = std::env::var("DATASYNC_CHECK_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    println!("resuming subscribers [{label}]: seed {seed}, {rounds} rounds");
+    let instances: Vec<Arc<Gql>> = instances.into_iter().map(Arc::new).collect();
+    let totals = Arc::new(Totals::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let filters = [
+        json!(null),
+        json!({"done": {"eq": false}}),
+        json!({"priority": {"ge": 50}, "tags": {"eq": "a"}}),
+    ];
+    let subscribers: Vec<_> = (0..4)
+        .map(|i| {
+            let client = Client::new(
+                &format!("subscriber{i}"),
+                filters[i % filters.len()].clone(),
+                0,
+            );
+            tokio::spawn(flaky_subscriber(
+                Arc::clone(&instances[i % instances.len()]),
+                client,
+                Arc::clone(&totals),
+                Arc::clone(&stop),
+                seed ^ ((i as u64 + 1) * 0x9E37),
+            ))
+        })
+        .collect();
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let fresh = Arc::new(AtomicUsize::new(0));
+    let mut rng = Rng(seed);
+    for round in 0..rounds {
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let (g, ids, fresh, totals) = (
+                    Arc::clone(&instances[(w + round) % instances.len()]),
+                    Arc::clone(&ids),
+                    Arc::clone(&fresh),
+                    Arc::clone(&totals),
+                );
+                let mut rng = Rng(seed ^ ((round as u64 + 1) << 8) ^ (w as u64 + 1));
+                tokio::spawn(async move {
+                    for _ in 0..6 {
+                        write(&g, &mut rng, w, &ids, &fresh, &totals).await;
+                        tokio::time::sleep(Duration::from_millis(rng.below(20))).await;
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        base.fetch_add(rng.below(900) as i64, Ordering::SeqCst);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut clients = Vec::new();
+    for s in subscribers {
+        clients.push(s.await.unwrap());
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        settle(&instances[(i + 1) % instances.len()], client, &totals).await;
+    }
+    let anomalies = totals.anomalies.lock().unwrap().clone();
+    println!(
+        "resuming subscribers [{label}]: seed {seed}: writes {}, resumes {}, expired {}, anomalies {}",
+        totals.writes.load(Ordering::Relaxed),
+        totals.resumes.load(Ordering::Relaxed),
+        totals.expired.load(Ordering::Relaxed),
+        anomalies.len()
+    );
+    assert!(anomalies.is_empty(), "seed {seed}: {}", anomalies[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscribers_resume_sqlite() {
+    let base = start();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::memory_with(options(&base, 0)).await.unwrap());
+    subscribers_resume("sqlite", vec![Gql::new(store)], base).await;
+}
+
+/// Two server processes on one MongoDB database (each with its own hub), clocks skewed:
+/// subscribers resume on one while writes go through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscribers_resume_mongo_two_processes() {
+    let base = start();
+    let db = fresh_database();
+    let mut instances = Vec::new();
+    for skew in [0, 1_500] {
+        let store: Arc<dyn Store> = Arc::new(
+            MongoStore::connect_with(&mongodb_uri(), &db, options(&base, skew))
+                .await
+                .unwrap(),
+        );
+        instances.push(Gql::new(store));
+    }
+    subscribers_resume("mongo x2", instances, base).await;
 }

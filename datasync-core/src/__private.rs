@@ -2,7 +2,10 @@
 //! (`::datasync::__private::...`), so user crates need no direct dependencies.
 
 pub use async_graphql;
+pub use futures_util::stream::{BoxStream, StreamExt};
 pub use serde_json;
+
+pub use crate::subscription::Event;
 
 pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};
 pub use crate::error::{DataSyncError, Result};

@@ -48,6 +48,18 @@ pub enum DataSyncError {
         /// Explanation for the client.
         message: String,
     },
+    /// `SUBSCRIPTION_LAGGING`: a subscriber fell more than its buffer behind; resubscribe with
+    /// the last `lastSync` received.
+    SubscriptionLagging,
+    /// `LIMIT_EXCEEDED`: the request goes beyond a configured limit.
+    LimitExceeded {
+        /// Which limit (`subscriptionsPerConnection`, `batchSize`, ...).
+        limit: String,
+        /// Its value.
+        max: u64,
+        /// What happened and what to do.
+        message: String,
+    },
     /// `INTERNAL`: the store failed. The message is safe to show; details go to the log.
     Internal {
         /// A message without internals.
@@ -80,6 +92,8 @@ impl DataSyncError {
             DataSyncError::AlreadyExists { .. } => "ALREADY_EXISTS",
             DataSyncError::BadInput { .. } => "BAD_USER_INPUT",
             DataSyncError::SyncExpired { .. } => "SYNC_EXPIRED",
+            DataSyncError::SubscriptionLagging => "SUBSCRIPTION_LAGGING",
+            DataSyncError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             DataSyncError::Internal { .. } => "INTERNAL",
         }
     }
@@ -100,6 +114,11 @@ impl std::fmt::Display for DataSyncError {
             }
             DataSyncError::BadInput { message, .. } => f.write_str(message),
             DataSyncError::SyncExpired { message } => f.write_str(message),
+            DataSyncError::SubscriptionLagging => f.write_str(
+                "this subscription fell too far behind the changes and was ended; subscribe \
+                 again with the last lastSync you received",
+            ),
+            DataSyncError::LimitExceeded { message, .. } => f.write_str(message),
             DataSyncError::Internal { message } => f.write_str(message),
         }
     }
@@ -126,6 +145,10 @@ impl ErrorExtensions for DataSyncError {
                 DataSyncError::BadInput {
                     field: Some(field), ..
                 } => ext.set("field", field.as_str()),
+                DataSyncError::LimitExceeded { limit, max, .. } => {
+                    ext.set("limit", limit.as_str());
+                    ext.set("max", *max);
+                }
                 _ => {}
             }
         })

@@ -10,7 +10,9 @@
 //! - [`conflict`]: conflict detection and strategies;
 //! - [`store`]: the [`Store`] trait and its implementations ([`SqliteStore`], [`MongoStore`]);
 //! - [`repository`]: the typed [`Repository`] that runs every operation against a store;
-//! - [`graphql`]: shared GraphQL inputs, error codes and schema wiring.
+//! - [`graphql`]: shared GraphQL inputs, error codes and schema wiring;
+//! - [`realtime`] and [`subscription`]: change feeds and the subscriptions built on them;
+//! - `http` (cargo feature `axum`): the HTTP and WebSocket service.
 //!
 //! Users depend on the `datasync` facade crate, which re-exports this one.
 
@@ -20,14 +22,21 @@ pub mod error;
 pub mod filter;
 pub mod finite;
 pub mod graphql;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod meta;
 pub mod model;
 pub mod query;
+pub mod realtime;
 pub mod repository;
 pub mod store;
+pub mod subscription;
 pub mod token;
 
 pub use async_graphql;
+/// The axum version the [`http`] service is built on.
+#[cfg(feature = "axum")]
+pub use axum;
 pub use clock::{Clock, SystemClock};
 pub use conflict::{ConflictInfo, ConflictStrategy, Operation};
 pub use error::{DataSyncError, Result};
@@ -51,6 +60,7 @@ pub use store::mongo::MongoStore;
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;
 pub use store::{CasOutcome, InsertOutcome, Replacement, Store, StoreOptions, StoreRef};
+pub use subscription::Event;
 pub use token::{SyncToken, TokenKey};
 
 /// Support for generated code. Not public API: may change in any release.

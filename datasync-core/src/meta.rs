@@ -73,6 +73,7 @@ pub fn overlay(base: &Document, patch: &Document) -> Document {
 ///     data: serde_json::json!({"title": "Milk"}).as_object().unwrap().clone(),
 ///     meta: SyncMeta { version: 1, created_at: 5, updated_at: 5, deleted: false },
 ///     field_versions: Default::default(),
+///     created_version: 1,
 /// };
 /// assert_eq!(rec.to_delta_json()["_version"], 1);
 /// ```
@@ -86,13 +87,24 @@ pub struct StoredRecord {
     pub meta: SyncMeta,
     /// When each field last changed (for field-level conflict resolution).
     pub field_versions: FieldVersions,
+    /// The version this record was created with: 1, or more for an id created again after
+    /// its tombstone was purged (versions are never reused for an id).
+    pub created_version: i64,
 }
 
 impl StoredRecord {
-    /// The version at which `field` last changed: its entry in `field_versions`, or 1 (set
-    /// at creation and never changed since).
+    /// The version at which `field` last changed: its entry in `field_versions`, or the
+    /// version the record was created with (set then and never changed since).
     pub fn field_version(&self, field: &str) -> i64 {
-        self.field_versions.get(field).copied().unwrap_or(1)
+        self.field_versions
+            .get(field)
+            .copied()
+            .unwrap_or(self.created_version)
+    }
+
+    /// Whether this state is the record as it was created (no write since).
+    pub fn is_new(&self) -> bool {
+        !self.meta.deleted && self.meta.version == self.created_version
     }
 
     /// The `<Model>Delta` shape: id, data fields, `_version`, `createdAt`, `updatedAt`,

@@ -69,7 +69,7 @@ pub trait Model: Sized + Send + Sync + 'static {
     /// `Mutate<Model>Input`.
     type Mutate: Send;
     /// `<Model>Filter`.
-    type Filter: ModelFilter + Send + Sync;
+    type Filter: ModelFilter + Clone + Send + Sync + 'static;
 
     /// The static description of this model.
     fn spec() -> &'static ModelSpec;

@@ -430,7 +430,7 @@ fn field_versions(current: &StoredRecord, data: &Document) -> FieldVersions {
 }
 
 /// A stored record as `M`, or why it cannot be read.
-fn decode<M: Model>(rec: StoredRecord) -> std::result::Result<Record<M>, Unreadable> {
+pub(crate) fn decode<M: Model>(rec: StoredRecord) -> std::result::Result<Record<M>, Unreadable> {
     let StoredRecord { id, data, meta, .. } = rec;
     match M::from_document(id.clone(), data) {
         Ok(value) => Ok(Record { data: value, meta }),
@@ -453,7 +453,7 @@ impl Unreadable {
 
 /// Decodes every record of a result; records that do not fit the model are logged and set
 /// aside instead of failing the whole result.
-fn decode_all<M: Model, T>(
+pub(crate) fn decode_all<M: Model, T>(
     rows: Vec<T>,
     record: impl Fn(T) -> StoredRecord,
 ) -> (Vec<Record<M>>, Vec<Unreadable>) {
@@ -513,7 +513,7 @@ where
 }
 
 /// The filter tree of `filter`, after checking its size (every term counts, `{}` included).
-fn to_filter<M: Model>(filter: Option<&M::Filter>) -> Result<Filter> {
+pub(crate) fn to_filter<M: Model>(filter: Option<&M::Filter>) -> Result<Filter> {
     let Some(filter) = filter else {
         return Ok(Filter::All);
     };

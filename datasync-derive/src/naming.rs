@@ -19,6 +19,15 @@ pub fn lower_camel(ident: &str) -> String {
     out
 }
 
+/// `TodoItem` -> `todoItem`.
+pub fn lower_first(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// `TodoItems` -> `todo_items`.
 pub fn snake(name: &str) -> String {
     let mut out = String::new();
@@ -78,6 +87,7 @@ mod tests {
         assert_eq!(lower_camel("r#type"), "type");
         assert_eq!(lower_camel("a_b_c"), "aBC");
         assert_eq!(snake("TodoItems"), "todo_items");
+        assert_eq!(lower_first("TodoItem"), "todoItem");
         assert_eq!(plural("Note"), "Notes");
         assert_eq!(plural("Category"), "Categories");
         assert_eq!(plural("Day"), "Days");

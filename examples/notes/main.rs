@@ -1,4 +1,5 @@
-//! Quick start: `cargo run --example notes`, then open http://localhost:4000/.
+//! Quick start: `cargo run --example notes`, then open http://localhost:4000/ (GraphiQL, with
+//! subscriptions: try `subscription { noteChanges { lastSync items { id title _deleted } } }`).
 //!
 //! - `NOTES_DB`: SQLite file (default `./notes.db`)
 //! - `MONGODB_URI`: use MongoDB instead (e.g. `mongodb://localhost:27017`), database
@@ -61,9 +62,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     println!(
-        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at POST /graphql), data in {data}, Note conflicts: {strategy}"
+        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at /graphql: POST, and WebSocket subscriptions), data in {data}, Note conflicts: {strategy}"
     );
-    axum::serve(listener, app::router(schema))
+    datasync::axum::serve(listener, app::router(schema))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -5,6 +5,7 @@
 #[path = "../../examples/notes/app.rs"]
 pub mod app;
 pub mod gadget;
+pub mod ws;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -125,7 +126,7 @@ pub struct Gql {
 impl Gql {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Gql {
-            schema: app::schema_with(store.clone(), Default::default()),
+            schema: app::schema_with(store.clone(), datasync::Config::default()),
             gadgets: gadget::schema(store.clone()),
             store,
         }
@@ -155,6 +156,20 @@ impl Gql {
             .unwrap_or_else(|| panic!("expected an error: {resp:#}"));
         assert_eq!(errors.len(), 1, "{resp:#}");
         errors[0].clone()
+    }
+
+    /// A subscription on the example schema: each response as JSON.
+    pub fn subscribe(
+        &self,
+        query: &str,
+        vars: Json,
+    ) -> futures_util::stream::BoxStream<'static, Json> {
+        use futures_util::StreamExt;
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        self.schema
+            .execute_stream(req)
+            .map(|r| serde_json::to_value(r).unwrap())
+            .boxed()
     }
 
     /// The gadget schema's whole response.
@@ -210,6 +225,16 @@ impl Gql {
         .await["syncNotes"]
             .clone()
     }
+}
+
+/// The next message of a subscription (failing the test after 20 s; `None`: it ended).
+pub async fn next_message(
+    stream: &mut futures_util::stream::BoxStream<'static, Json>,
+) -> Option<Json> {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+        .await
+        .expect("a subscription message within 20 s")
 }
 
 /// All fields of `Note`.

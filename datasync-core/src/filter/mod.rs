@@ -10,6 +10,7 @@
 //!   which holds when *no* element equals the value;
 //! - an empty `and`/`or` list adds no condition; `not` negates.
 
+mod eval;
 mod field;
 
 use async_graphql::{InputObject, InputType, ID};

@@ -7,13 +7,15 @@
 //! page and reported beside it as `INTERNAL` errors carrying `extensions.recordId`.
 
 use async_graphql::{Context, ErrorExtensions};
+use futures_util::stream::{BoxStream, StreamExt};
 
 use super::{repository, OrderByInput, PageRequest};
 use crate::error::DataSyncError;
 use crate::meta::Record;
 use crate::model::Model;
-use crate::query::OrderBy;
+use crate::query::{OrderBy, DEFAULT_SYNC_LIMIT};
 use crate::repository::{Delta, FindParts, Page, Unreadable};
+use crate::subscription::Event;
 use crate::token::SyncToken;
 
 type GqlResult<T> = async_graphql::Result<T>;
@@ -94,4 +96,31 @@ fn report(ctx: &Context<'_>, unreadable: &[Unreadable]) {
             .extend_with(|_, ext| ext.set("recordId", bad.id.as_str()));
         ctx.add_error(ctx.set_error_path(error.into_server_error(ctx.item.pos)));
     }
+}
+
+/// `<model>Changes(lastSync, filter)`: see [`Repository::changes`](crate::Repository::changes).
+/// A bad `lastSync` or filter fails this subscription only, before it starts.
+pub async fn changes<M: Model>(
+    ctx: &Context<'_>,
+    last_sync: Option<&str>,
+    filter: Option<M::Filter>,
+) -> GqlResult<BoxStream<'static, GqlResult<Delta<M>>>> {
+    let run = async {
+        let since = last_sync.map(SyncToken::parse).transpose()?;
+        let repo = repository::<M>(ctx)?;
+        repo.changes(since, filter, DEFAULT_SYNC_LIMIT).await
+    };
+    let stream = run.await.map_err(gql)?;
+    Ok(stream.map(|item| item.map_err(gql)).boxed())
+}
+
+/// `new<Model>` / `updated<Model>` / `deleted<Model>(filter)`.
+pub async fn events<M: Model>(
+    ctx: &Context<'_>,
+    wanted: Event,
+    filter: Option<M::Filter>,
+) -> GqlResult<BoxStream<'static, GqlResult<Record<M>>>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    let stream = repo.events(wanted, filter).await.map_err(gql)?;
+    Ok(stream.map(|item| item.map_err(gql)).boxed())
 }

@@ -29,10 +29,12 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{DataSyncError, Result};
+use crate::filter::Filter;
 use crate::meta::{Document, FieldVersions, StoredRecord};
 use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncPage, SyncRequest};
-use crate::token::{Cursor, TokenKey};
+use crate::realtime::Hub;
+use crate::token::{Cursor, SyncToken, TokenKey};
 
 /// The purge watermark of a collection: the newest position and the newest `updatedAt` among
 /// the tombstones purged so far.
@@ -137,6 +139,8 @@ pub struct StoreOptions {
     purge_interval: Duration,
     clock: Arc<dyn Clock>,
     token_key: Option<TokenKey>,
+    poll_interval: Duration,
+    subscription_buffer: usize,
 }
 
 impl Default for StoreOptions {
@@ -146,6 +150,8 @@ impl Default for StoreOptions {
             purge_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
             token_key: None,
+            poll_interval: Duration::from_millis(250),
+            subscription_buffer: 128,
         }
     }
 }
@@ -155,6 +161,8 @@ impl std::fmt::Debug for StoreOptions {
         f.debug_struct("StoreOptions")
             .field("retention", &self.retention)
             .field("purge_interval", &self.purge_interval)
+            .field("poll_interval", &self.poll_interval)
+            .field("subscription_buffer", &self.subscription_buffer)
             .finish_non_exhaustive()
     }
 }
@@ -186,6 +194,26 @@ impl StoreOptions {
     pub fn token_key(mut self, key: TokenKey) -> Self {
         self.token_key = Some(key);
         self
+    }
+
+    /// How often a realtime reader looks for changes written by other processes sharing the
+    /// database (default 250 ms). Writes of this process wake it at once.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// How many batches of changes each collection's realtime feed keeps for subscribers
+    /// that are behind (default 128). A subscriber further behind is ended with
+    /// `SUBSCRIPTION_LAGGING` and resumes from its last `lastSync`.
+    pub fn subscription_buffer(mut self, batches: usize) -> Self {
+        self.subscription_buffer = batches;
+        self
+    }
+
+    /// The realtime hub these options describe.
+    pub(crate) fn new_hub(&self) -> Arc<Hub> {
+        Hub::new(self.poll_interval, self.subscription_buffer)
     }
 
     /// The tombstone retention.
@@ -289,9 +317,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes tombstones older than the retention; returns how many went.
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>>;
+
+    /// A token at the current end of the collection's change log: syncing from it returns
+    /// only changes still to come. The default pages through the whole log; the built-in
+    /// stores read it in one step.
+    fn head<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<SyncToken>> {
+        Box::pin(async move {
+            let mut request = SyncRequest {
+                since: SyncToken::ZERO,
+                filter: Filter::All,
+                limit: crate::query::MAX_LIMIT,
+            };
+            loop {
+                let page = self.sync(spec, &request).await?;
+                request.since = page.next;
+                if !page.has_more {
+                    return Ok(request.since);
+                }
+            }
+        })
+    }
+
+    /// The realtime hub of this store (shared by its clones), which runs one reader per
+    /// collection for all subscribers. Stores without one get a hub per schema.
+    fn hub(&self) -> Option<Arc<Hub>> {
+        None
+    }
 }
 
-/// A shared, type-erased store: what the schema keeps in its context data.
+/// A shared, type-erased store and its realtime hub: what the schema keeps in its context
+/// data.
 ///
 /// ```no_run
 /// # async fn demo() -> datasync_core::Result<()> {
@@ -300,12 +355,20 @@ pub trait Store: Send + Sync + 'static {
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct StoreRef(pub Arc<dyn Store>);
+pub struct StoreRef(pub Arc<dyn Store>, Arc<Hub>);
 
 impl StoreRef {
     /// Wraps a store.
     pub fn new(store: impl Store) -> Self {
-        StoreRef(Arc::new(store))
+        let hub = store
+            .hub()
+            .unwrap_or_else(|| StoreOptions::default().new_hub());
+        StoreRef(Arc::new(store), hub)
+    }
+
+    /// The realtime hub subscribers of this store share.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.1
     }
 }
 
@@ -363,6 +426,14 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
         (**self).purge_tombstones(spec)
     }
+
+    fn head<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<SyncToken>> {
+        (**self).head(spec)
+    }
+
+    fn hub(&self) -> Option<Arc<Hub>> {
+        (**self).hub()
+    }
 }
 
 /// Which model each collection of a store belongs to.
@@ -377,6 +448,7 @@ pub(crate) struct CollectionOwners(Mutex<Vec<&'static ModelSpec>>);
 
 impl CollectionOwners {
     /// The models that own a collection so far.
+    #[cfg_attr(not(feature = "mongodb"), allow(dead_code))]
     pub(crate) fn specs(&self) -> Vec<&'static ModelSpec> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

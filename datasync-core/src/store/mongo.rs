@@ -33,6 +33,7 @@ use crate::filter::Filter;
 use crate::meta::{Document as Data, FieldVersions, StoredRecord, SyncMeta};
 use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
+use crate::realtime::Hub;
 use crate::token::{Cursor, SyncToken, TokenKey};
 
 const COUNTERS: &str = "_datasync_collections";
@@ -42,7 +43,7 @@ const TOKEN_KEY_ID: &str = "_datasync:token_key";
 /// A reservation older than this belongs to a writer that died; readers stop waiting for it.
 const RESERVATION_TIMEOUT_MS: i64 = 60_000;
 /// Keys of a stored document that are not data fields.
-const META_KEYS: [&str; 9] = [
+const META_KEYS: [&str; 10] = [
     "_id",
     "_version",
     "_deleted",
@@ -52,6 +53,7 @@ const META_KEYS: [&str; 9] = [
     "_expireAt",
     "_fv",
     "_purged",
+    "_first",
 ];
 
 /// A store in a MongoDB database.
@@ -83,6 +85,7 @@ struct Inner {
     purges: PurgeSchedule,
     /// Whether the background purge task runs.
     purger: std::sync::Once,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for MongoStore {
@@ -136,12 +139,13 @@ impl MongoStore {
         MongoStore {
             inner: Arc::new(Inner {
                 db,
-                opts,
                 ready: Mutex::new(HashSet::new()),
                 owners: CollectionOwners::default(),
                 key: tokio::sync::OnceCell::new(),
                 purges: PurgeSchedule::default(),
                 purger: std::sync::Once::new(),
+                hub: opts.new_hub(),
+                opts,
             }),
         }
     }
@@ -557,6 +561,39 @@ impl MongoStore {
         })
     }
 
+    /// The current end of the change log: the counter, with the positions below it that may
+    /// still be written pending.
+    async fn head_token(&self, spec: &'static ModelSpec) -> Result<SyncToken> {
+        let key = self.key().await?;
+        let counter = self
+            .counters()
+            .find_one_and_update(
+                doc! { "_id": spec.collection },
+                doc! { "$currentDate": { "readAt": true } },
+            )
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(db_error)?
+            .unwrap_or_default();
+        let top = int(counter.get("seq")).unwrap_or(0);
+        let (in_flight, oldest_lo, overflow) = self.in_flight(spec, &counter, top).await;
+        let cursor = if overflow || in_flight.len() > SyncToken::MAX_PENDING {
+            Cursor::Seq {
+                seq: oldest_lo.unwrap_or(top),
+                pending: Vec::new(),
+                watermark: watermark(&counter).seq,
+            }
+        } else {
+            Cursor::Seq {
+                seq: top,
+                pending: in_flight.into_iter().collect(),
+                watermark: watermark(&counter).seq,
+            }
+        };
+        Ok(SyncToken::issue(cursor, key, spec.collection))
+    }
+
     /// Ids on the page that match the request's filter (`None`: all of them do).
     async fn matching(
         &self,
@@ -671,10 +708,6 @@ impl MongoStore {
             .map_err(db_error)?;
         let previous = husk.as_ref().and_then(|h| int(h.get("_version")));
         let version = previous.map_or(1, |v| v.saturating_add(1));
-        let field_versions: FieldVersions = match previous {
-            None => FieldVersions::new(),
-            Some(_) => data.keys().map(|k| (k.clone(), version)).collect(),
-        };
         let r = self.reserve(spec).await?;
         let mut document = to_bson_document(data);
         document.insert("_id", id);
@@ -684,7 +717,7 @@ impl MongoStore {
         document.insert("updatedAt", r.ms);
         document.insert("_seq", r.seq);
         if previous.is_some() {
-            document.insert("_fv", field_versions_bson(&field_versions));
+            document.insert("_first", version);
         }
         let written = match previous {
             None => coll.insert_one(document).await.map(|_| true),
@@ -704,7 +737,8 @@ impl MongoStore {
                     updated_at: r.ms,
                     deleted: false,
                 },
-                field_versions,
+                field_versions: FieldVersions::new(),
+                created_version: version,
             }))),
             Ok(false) => Ok(self.get_record(spec, id).await?.map(InsertOutcome::Exists)),
             Err(e) if is_duplicate_key(&e) => match self.get_record(spec, id).await? {
@@ -732,6 +766,9 @@ impl MongoStore {
         document.insert("updatedAt", r.ms);
         document.insert("_seq", r.seq);
         document.insert("_fv", field_versions_bson(&new.field_versions));
+        if expected.created_version != 1 {
+            document.insert("_first", expected.created_version);
+        }
         if new.deleted {
             let retention =
                 i64::try_from(self.inner.opts.retention().as_millis()).unwrap_or(i64::MAX);
@@ -859,7 +896,13 @@ impl Store for MongoStore {
         id: &'a str,
         data: Data,
     ) -> BoxFuture<'a, Result<InsertOutcome>> {
-        Box::pin(self.run(spec, self.insert_record(spec, id, data)))
+        Box::pin(async move {
+            let outcome = self.run(spec, self.insert_record(spec, id, data)).await?;
+            if matches!(outcome, InsertOutcome::Inserted(_)) {
+                self.inner.hub.notify(spec.collection);
+            }
+            Ok(outcome)
+        })
     }
 
     fn compare_and_set<'a>(
@@ -868,7 +911,13 @@ impl Store for MongoStore {
         expected: &'a StoredRecord,
         new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
-        Box::pin(self.run(spec, self.cas_record(spec, expected, new)))
+        Box::pin(async move {
+            let outcome = self.run(spec, self.cas_record(spec, expected, new)).await?;
+            if matches!(outcome, CasOutcome::Written(_)) {
+                self.inner.hub.notify(spec.collection);
+            }
+            Ok(outcome)
+        })
     }
 
     fn find<'a>(
@@ -889,6 +938,14 @@ impl Store for MongoStore {
 
     fn purge_tombstones<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<u64>> {
         Box::pin(self.run(spec, self.purge(spec)))
+    }
+
+    fn head<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<SyncToken>> {
+        Box::pin(self.run(spec, self.head_token(spec)))
+    }
+
+    fn hub(&self) -> Option<Arc<Hub>> {
+        Some(Arc::clone(&self.inner.hub))
     }
 }
 
@@ -972,6 +1029,7 @@ fn decode(mut doc: Document) -> Result<(StoredRecord, i64)> {
             .collect(),
         _ => FieldVersions::new(),
     };
+    let created_version = int(doc.get("_first")).unwrap_or(1);
     for key in META_KEYS {
         doc.remove(key);
     }
@@ -982,6 +1040,7 @@ fn decode(mut doc: Document) -> Result<(StoredRecord, i64)> {
             data,
             meta,
             field_versions,
+            created_version,
         },
         seq,
     ))

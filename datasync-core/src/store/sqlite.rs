@@ -29,6 +29,7 @@ use crate::error::{DataSyncError, Result};
 use crate::meta::{Document, FieldVersions, StoredRecord, SyncMeta};
 use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
+use crate::realtime::Hub;
 use crate::token::{Cursor, SyncToken, TokenKey};
 
 /// How many read connections a store keeps.
@@ -63,6 +64,7 @@ struct Inner {
     owners: CollectionOwners,
     key: TokenKey,
     purges: PurgeSchedule,
+    hub: Arc<Hub>,
     /// For [`SqliteStore::memory`]: the file, removed after the connections above close.
     _temporary: Option<TemporaryFile>,
 }
@@ -103,10 +105,11 @@ type Step<T> = std::result::Result<T, Failure>;
 const COLLECTIONS: &str = "_datasync_collections";
 const PURGED: &str = "_datasync_purged";
 const META: &str = "_datasync_meta";
-const COLUMNS: &str =
-    "t.id, t.data, t.version, t.created_at, t.updated_at, t.deleted, t.seq, t.field_versions";
+const COLUMNS: &str = "t.id, t.data, t.version, t.created_at, t.updated_at, t.deleted, t.seq, \
+                       t.field_versions, t.first_version";
 /// `COLUMNS` without the table alias, for `RETURNING`.
-const RETURNED: &str = "id, data, version, created_at, updated_at, deleted, seq, field_versions";
+const RETURNED: &str =
+    "id, data, version, created_at, updated_at, deleted, seq, field_versions, first_version";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,10 +206,11 @@ impl SqliteStore {
                 readers: Mutex::new(readers),
                 reader_slots: Semaphore::new(READERS),
                 ready: Mutex::new(HashSet::new()),
-                opts,
                 owners: CollectionOwners::default(),
                 key,
                 purges: PurgeSchedule::default(),
+                hub: opts.new_hub(),
+                opts,
                 _temporary: temporary,
             }),
         };
@@ -394,21 +398,27 @@ fn create_collection(conn: &Connection, collection: &str) -> rusqlite::Result<()
             updated_at INTEGER NOT NULL,
             deleted INTEGER NOT NULL,
             seq INTEGER NOT NULL,
-            field_versions TEXT NOT NULL DEFAULT '{{}}'
+            field_versions TEXT NOT NULL DEFAULT '{{}}',
+            first_version INTEGER NOT NULL DEFAULT 1
         );
         CREATE UNIQUE INDEX IF NOT EXISTS {seq_index} ON {table}(seq);
         CREATE INDEX IF NOT EXISTS {tomb_index} ON {table}(deleted, updated_at);"
     ))?;
-    // Tables made before field versions existed get the column.
-    let has_versions: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = 'field_versions'",
-        params![collection],
-        |r| r.get(0),
-    )?;
-    if !has_versions {
-        conn.execute_batch(&format!(
-            "ALTER TABLE {table} ADD COLUMN field_versions TEXT NOT NULL DEFAULT '{{}}'"
-        ))?;
+    // Tables made by earlier versions get the newer columns.
+    for (column, definition) in [
+        ("field_versions", "TEXT NOT NULL DEFAULT '{}'"),
+        ("first_version", "INTEGER NOT NULL DEFAULT 1"),
+    ] {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![collection, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
     }
     conn.execute(
         &format!(
@@ -455,6 +465,7 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<(Option<StoredRecord>, i64)> {
                 deleted: row.get::<_, i64>(5)? != 0,
             },
             field_versions,
+            created_version: row.get(8)?,
         }),
         seq,
     ))
@@ -528,7 +539,7 @@ impl Store for SqliteStore {
         data: Document,
     ) -> BoxFuture<'a, Result<InsertOutcome>> {
         let id = id.to_owned();
-        Box::pin(self.write(spec, move |conn, opts| {
+        let written = self.write(spec, move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&data)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -545,15 +556,14 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let version = previous.map_or(1, |v| v.saturating_add(1));
-            let field_versions = recreated_field_versions(&data, previous, version);
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
             tx.execute(
                 &format!(
                     "INSERT INTO {table}
-                     (id, data, version, created_at, updated_at, deleted, seq, field_versions)
-                     VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?6)"
+                     (id, data, version, created_at, updated_at, deleted, seq, first_version)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?3)"
                 ),
-                params![id, text, version, ms, seq, to_json_text(&field_versions)?],
+                params![id, text, version, ms, seq],
             )?;
             if previous.is_some() {
                 tx.execute(
@@ -571,9 +581,17 @@ impl Store for SqliteStore {
                     updated_at: ms,
                     deleted: false,
                 },
-                field_versions,
+                field_versions: FieldVersions::new(),
+                created_version: version,
             }))
-        }))
+        });
+        Box::pin(async move {
+            let outcome = written.await?;
+            if matches!(outcome, InsertOutcome::Inserted(_)) {
+                self.inner.hub.notify(spec.collection);
+            }
+            Ok(outcome)
+        })
     }
 
     fn compare_and_set<'a>(
@@ -583,7 +601,7 @@ impl Store for SqliteStore {
         new: Replacement,
     ) -> BoxFuture<'a, Result<CasOutcome>> {
         let (id, expected) = (expected.id.clone(), expected.meta.version);
-        Box::pin(self.write(spec, move |conn, opts| {
+        let written = self.write(spec, move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&new.data)?;
             let versions = to_json_text(&new.field_versions)?;
@@ -612,7 +630,14 @@ impl Store for SqliteStore {
                     Ok(CasOutcome::Stale(select_one(conn, &table, &id)?))
                 }
             }
-        }))
+        });
+        Box::pin(async move {
+            let outcome = written.await?;
+            if matches!(outcome, CasOutcome::Written(_)) {
+                self.inner.hub.notify(spec.collection);
+            }
+            Ok(outcome)
+        })
     }
 
     fn find<'a>(
@@ -697,14 +722,25 @@ impl Store for SqliteStore {
             self.purge_collection(spec.collection).await
         })
     }
-}
 
-/// Field versions of a new record: none for a first create; for an id re-created after its
-/// purge, every field at the new version (all of them are new since any older version).
-fn recreated_field_versions(data: &Document, previous: Option<i64>, version: i64) -> FieldVersions {
-    match previous {
-        None => FieldVersions::new(),
-        Some(_) => data.keys().map(|k| (k.clone(), version)).collect(),
+    fn head<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<SyncToken>> {
+        Box::pin(self.read(spec, move |conn, inner| {
+            let (counter, purged_seq): (i64, i64) = conn.query_row(
+                &format!("SELECT seq, purged_seq FROM {COLLECTIONS} WHERE name = ?1"),
+                params![spec.collection],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let cursor = Cursor::Seq {
+                seq: counter,
+                pending: Vec::new(),
+                watermark: purged_seq,
+            };
+            Ok(SyncToken::issue(cursor, &inner.key, spec.collection))
+        }))
+    }
+
+    fn hub(&self) -> Option<Arc<Hub>> {
+        Some(Arc::clone(&self.inner.hub))
     }
 }
 
@@ -757,7 +793,7 @@ fn sync_page(
     let mut rows = {
         let mut stmt = tx.prepare(&sql.text)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |row| {
-            let matches = row.get::<_, Option<i64>>(8)?.unwrap_or(0) != 0;
+            let matches = row.get::<_, Option<i64>>(9)?.unwrap_or(0) != 0;
             let (record, seq) = read_row(row)?;
             Ok((record.map(|record| SyncItem { record, matches }), seq))
         })?;

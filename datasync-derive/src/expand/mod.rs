@@ -10,6 +10,7 @@ mod mutation;
 mod object;
 mod query;
 mod result_list;
+mod subscription;
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -54,6 +55,7 @@ pub struct Gen<'a> {
     pub filter: Ident,
     pub query: Ident,
     pub mutation: Ident,
+    pub subscription: Ident,
 }
 
 impl<'a> Gen<'a> {
@@ -80,6 +82,7 @@ impl<'a> Gen<'a> {
             filter: format_ident!("{}Filter", ident),
             query: format_ident!("{}Query", ident),
             mutation: format_ident!("{}Mutation", ident),
+            subscription: format_ident!("{}Subscription", ident),
         }
     }
 
@@ -95,6 +98,7 @@ impl<'a> Gen<'a> {
             filter::expand(self),
             query::expand(self),
             mutation::expand(self),
+            subscription::expand(self),
         ];
         quote!(#(#items)*)
     }
