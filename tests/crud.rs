@@ -333,7 +333,8 @@ async fn repository_without_graphql(b: Backend) {
     use datasync::{FieldFilter, StringInput, SyncToken};
 
     let store = b.store().await;
-    let notes = Note::repository(&store);
+    // Notes belong to their creator: the repository acts for a principal.
+    let notes = Note::repository(&store).for_principal(datasync::Principal::new("rusty"));
     let rec = notes
         .create(CreateNoteInput {
             id: Some("r1".into()),
@@ -347,6 +348,7 @@ async fn repository_without_graphql(b: Backend) {
         .unwrap();
     assert_eq!(rec.meta.version, 1);
     assert_eq!(rec.data.title, "From Rust");
+    assert_eq!(rec.data.owner, "rusty");
 
     let rec = notes
         .update(MutateNoteInput {

@@ -67,11 +67,13 @@ async fn recreated_id_never_reuses_a_version(b: Backend) {
         datasync::ConflictOverrides::new().set::<common::app::Note>(datasync::conflict::Merge),
     );
     let resp = merging
-        .execute(datasync::async_graphql::Request::new(UPDATE).variables(
-            datasync::async_graphql::Variables::from_json(
-                json!({"i": {"id": "n1", "_version": 1, "title": "stale"}}),
-            ),
-        ))
+        .execute(
+            datasync::async_graphql::Request::new(UPDATE)
+                .variables(datasync::async_graphql::Variables::from_json(
+                    json!({"i": {"id": "n1", "_version": 1, "title": "stale"}}),
+                ))
+                .data(datasync::Principal::new("tester")),
+        )
         .await;
     assert_eq!(
         resp.errors[0].extensions.as_ref().unwrap().get("code"),
@@ -252,7 +254,8 @@ async fn an_unreadable_record_does_not_take_a_page_down(b: Backend) {
     let g = b.gql().await;
     g.note(json!({"id": "a"})).await;
     // A record whose stored data no longer fits the model (written by another program, say).
-    let bad = json!({"title": "t", "priority": "high", "done": false, "tags": []});
+    let bad =
+        json!({"owner": "tester", "title": "t", "priority": "high", "done": false, "tags": []});
     g.store
         .insert(note_spec(), "bad", bad.as_object().unwrap().clone())
         .await
@@ -313,6 +316,7 @@ async fn finds_without_a_page_are_bounded(b: Backend) {
     .datasync_with(store, datasync::Config::new().find_limit(7));
     use datasync::SchemaBuilderExt;
     let resp = schema
+        .data(datasync::Principal::new("tester"))
         .finish()
         .execute("{ findNotes { count items { id } } }")
         .await

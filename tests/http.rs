@@ -12,7 +12,10 @@ use serde_json::{json, Value as Json};
 /// Serves the example router on a free loopback port until the returned handle is aborted.
 async fn serve(db: &std::path::Path) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let store = SqliteStore::open(db).await.unwrap();
-    let router = app::router(app::schema_with(store, datasync::Config::default()));
+    let router = app::router(
+        app::schema_with(store, datasync::Config::default()),
+        datasync::http::Authentication::As(datasync::Principal::new("tester")),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = tokio::spawn(async move {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::ws::{Event, Protocol, WsClient};
 use common::{code, ids, next_message, Backend, Gql};
-use datasync::http::HttpConfig;
-use datasync::{Store, StoreOptions};
+use datasync::http::{Authentication, HttpConfig};
+use datasync::{Principal, Store, StoreOptions};
 use futures_util::stream::BoxStream;
 use serde_json::{json, Value as Json};
 
@@ -260,7 +260,7 @@ async fn a_lagging_subscriber_is_ended(b: Backend) {
 async fn serve(g: &Gql, config: HttpConfig) -> SocketAddr {
     let router = datasync::http::router_with(
         common::app::schema_with(g.store.clone(), datasync::Config::default()),
-        config,
+        config.authentication(Authentication::As(Principal::new("tester"))),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -447,7 +447,8 @@ async fn sqlite_across_processes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shared.db");
     let store = datasync::SqliteStore::open(&file).await.unwrap();
-    let g = Gql::new(std::sync::Arc::new(store));
+    // The example runs in development mode: everyone is user "dev".
+    let g = Gql::new(std::sync::Arc::new(store)).acting_as(Some(Principal::new("dev")));
     g.note(json!({"id": "first"})).await;
     let other = OtherProcess::start(&[("NOTES_DB", file.to_str().unwrap())]);
     across_processes(g, other).await;
@@ -459,7 +460,7 @@ async fn mongo_across_processes() {
     let store = datasync::MongoStore::connect(&common::mongodb_uri(), &db)
         .await
         .unwrap();
-    let g = Gql::new(std::sync::Arc::new(store));
+    let g = Gql::new(std::sync::Arc::new(store)).acting_as(Some(Principal::new("dev")));
     g.note(json!({"id": "first"})).await;
     let uri = common::mongodb_uri();
     let other = OtherProcess::start(&[("MONGODB_URI", uri.as_str()), ("MONGODB_DB", db.as_str())]);

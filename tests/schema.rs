@@ -31,6 +31,8 @@ struct Mutation(NoteMutation, CommentMutation);
 async fn user_schema() -> Schema<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data("world".to_string())
+        // One caller for every request (notes and comments belong to their creator).
+        .data(datasync::Principal::new("tester"))
         .datasync(SqliteStore::memory().await.unwrap())
         .finish()
 }
@@ -101,7 +103,7 @@ async fn sdl_follows_the_contract() {
         "findComments(",
         "noteId: String!",
         "\"\"\" Short title shown in lists. \"\"\" title: String!",
-        "\"\"\" A note on someone's list. \"\"\" type Note {",
+        "\"\"\" A note on someone's list. Each note belongs to the user who created it: only they see and change it (and members of the admin group). \"\"\" type Note {",
     ] {
         assert!(
             sdl_flat.contains(expected),
@@ -122,6 +124,9 @@ async fn sdl_follows_the_contract() {
             && mutate.contains("tags: [String!] ")
             && mutate.contains("_version: Int!")
     );
+    // The owner is output only: the server sets it, no input can.
+    assert!(section(&sdl_flat, "type Note {").contains("owner: String!"));
+    assert!(!create.contains("owner") && !mutate.contains("owner"));
     // Shared inputs are defined once for all models.
     assert_eq!(sdl_flat.matches("input StringInput {").count(), 1);
 }
@@ -139,6 +144,7 @@ async fn two_models_share_the_runtime_inputs() {
     #[graphql(crate = "datasync::async_graphql")]
     struct Both(NoteQuery, common::gadget::GadgetQuery);
     let schema = Schema::build(Both::default(), EmptyMutation, EmptySubscription)
+        .data(datasync::Principal::new("tester"))
         .datasync(SqliteStore::memory().await.unwrap())
         .finish();
     let resp = schema
@@ -163,6 +169,7 @@ async fn schema_without_a_store_reports_internal() {
 async fn a_store_added_as_plain_data_is_found() {
     let schema = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data("x".to_string())
+        .data(datasync::Principal::new("tester"))
         .data(SqliteStore::memory().await.unwrap())
         .finish();
     let resp = schema
@@ -297,4 +304,36 @@ fn look_alike_fields_of_user_types_are_not_collisions() {
     #[graphql(crate = "datasync::async_graphql")]
     struct WithRooms(look_alikes::Rooms, NoteQuery, CommentQuery);
     assert_eq!(datasync::graphql::colliding_operations::<WithRooms>(), None);
+}
+
+/// The introspection query GraphiQL and code generators send passes the default request
+/// limits.
+#[tokio::test]
+async fn introspection_passes_the_default_limits() {
+    let query = r#"
+    query IntrospectionQuery {
+      __schema {
+        queryType { name } mutationType { name } subscriptionType { name }
+        types { ...FullType }
+        directives { name description locations args { ...InputValue } }
+      }
+    }
+    fragment FullType on __Type {
+      kind name description
+      fields(includeDeprecated: true) {
+        name description args { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason
+      }
+      inputFields { ...InputValue }
+      interfaces { ...TypeRef }
+      enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+      possibleTypes { ...TypeRef }
+    }
+    fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue }
+    fragment TypeRef on __Type {
+      kind name
+      ofType { kind name ofType { kind name ofType { kind name ofType { kind name
+        ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }
+    }"#;
+    let resp = user_schema().await.execute(query).await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
 }

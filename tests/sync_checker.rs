@@ -19,10 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{code, fresh_database, mongodb_uri, Gql};
-use datasync::{Clock, MongoStore, SqliteStore, Store, StoreOptions};
+use datasync::{Clock, MongoStore, Principal, SqliteStore, Store, StoreOptions};
 use serde_json::{json, Value as Json};
 
 const RETENTION: Duration = Duration::from_secs(2);
+/// The users the checker writes and syncs as.
+const OWNERS: [&str; 2] = ["alice", "bob"];
 
 /// xorshift64*: small, seedable, good enough to pick operations.
 struct Rng(u64);
@@ -85,6 +87,8 @@ struct Client {
     seen: BTreeMap<String, i64>,
     /// Called after every page (to move a test clock).
     on_page: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Whose client it is: it syncs as this user and must hold exactly their records.
+    owner: String,
 }
 
 impl Client {
@@ -97,12 +101,20 @@ impl Client {
             replica: BTreeMap::new(),
             seen: BTreeMap::new(),
             on_page: None,
+            owner: "tester".into(),
         }
+    }
+
+    fn owned_by(mut self, owner: &str) -> Self {
+        self.owner = owner.into();
+        self.name = format!("{}@{owner}", self.name);
+        self
     }
 
     /// Pages until `hasMore` is false (at most `max_pages`, which must suffice when
     /// `must_finish`); handles `SYNC_EXPIRED`.
     async fn sync(&mut self, g: &Gql, totals: &Totals, max_pages: usize) {
+        let g = &g.acting_as(Some(Principal::new(self.owner.clone())));
         totals.syncs.fetch_add(1, Ordering::Relaxed);
         let must_finish = max_pages >= 100_000;
         for _ in 0..max_pages {
@@ -179,9 +191,16 @@ impl Client {
         }
     }
 
-    /// Compares the replica's live records with the server's.
+    /// Compares the replica's live records with the server's records of its owner (as an
+    /// admin sees them: nobody else's may be in the replica).
     async fn verify(&self, g: &Gql, totals: &Totals) {
-        let truth = live_records(g, &self.filter).await;
+        let admin = g.acting_as(Some(Principal::new("checker").with_groups(["admin"])));
+        let mine = json!({"owner": {"eq": self.owner}});
+        let filter = match &self.filter {
+            Json::Null => mine,
+            other => json!({"and": [other, mine]}),
+        };
+        let truth = live_records(&admin, &filter).await;
         let live: BTreeMap<String, i64> = self
             .replica
             .iter()
@@ -338,6 +357,7 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
         json!({"done": {"eq": false}}),
         json!({"priority": {"ge": 50}, "tags": {"eq": "a"}}),
     ];
+    // Two owners: each client syncs as one and must end with exactly that owner's records.
     let mut clients: Vec<Client> = [1, 3, 7, 50, 3, 7]
         .iter()
         .enumerate()
@@ -347,6 +367,7 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
                 filters[i % filters.len()].clone(),
                 *limit,
             )
+            .owned_by(OWNERS[i % OWNERS.len()])
         })
         .collect();
     // The sleeper syncs once, then not again until the writers are done: by then tombstones
@@ -365,7 +386,8 @@ async fn check(label: &str, instances: Vec<Gql>, base: Arc<AtomicI64>) {
                 );
                 let mut rng = Rng(seed ^ ((round as u64 + 1) << 8) ^ (w as u64 + 1));
                 tokio::spawn(async move {
-                    let g = &instances[w % instances.len()];
+                    let g = &instances[w % instances.len()]
+                        .acting_as(Some(Principal::new(OWNERS[w % OWNERS.len()])));
                     for _ in 0..6 {
                         write(g, &mut rng, w, &ids, &fresh, &totals).await;
                     }

@@ -5,6 +5,9 @@ pub use async_graphql;
 pub use futures_util::stream::{BoxStream, StreamExt};
 pub use serde_json;
 
+pub use crate::auth::{Rule, Rules};
+pub use crate::graphql::{find_cost, sync_cost};
+pub use crate::model::OwnerField;
 pub use crate::subscription::Event;
 
 pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};

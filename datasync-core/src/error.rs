@@ -48,6 +48,17 @@ pub enum DataSyncError {
         /// Explanation for the client.
         message: String,
     },
+    /// `UNAUTHENTICATED`: the operation needs an authenticated caller, or the credentials
+    /// are missing, malformed, wrongly signed or expired (the message says which).
+    Unauthenticated {
+        /// The reason.
+        message: String,
+    },
+    /// `FORBIDDEN`: the rules deny this write on a record the caller may see.
+    Forbidden {
+        /// What was denied.
+        message: String,
+    },
     /// `SUBSCRIPTION_LAGGING`: a subscriber fell more than its buffer behind; resubscribe with
     /// the last `lastSync` received.
     SubscriptionLagging,
@@ -92,6 +103,8 @@ impl DataSyncError {
             DataSyncError::AlreadyExists { .. } => "ALREADY_EXISTS",
             DataSyncError::BadInput { .. } => "BAD_USER_INPUT",
             DataSyncError::SyncExpired { .. } => "SYNC_EXPIRED",
+            DataSyncError::Unauthenticated { .. } => "UNAUTHENTICATED",
+            DataSyncError::Forbidden { .. } => "FORBIDDEN",
             DataSyncError::SubscriptionLagging => "SUBSCRIPTION_LAGGING",
             DataSyncError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             DataSyncError::Internal { .. } => "INTERNAL",
@@ -114,6 +127,8 @@ impl std::fmt::Display for DataSyncError {
             }
             DataSyncError::BadInput { message, .. } => f.write_str(message),
             DataSyncError::SyncExpired { message } => f.write_str(message),
+            DataSyncError::Unauthenticated { message } => f.write_str(message),
+            DataSyncError::Forbidden { message } => f.write_str(message),
             DataSyncError::SubscriptionLagging => f.write_str(
                 "this subscription fell too far behind the changes and was ended; subscribe \
                  again with the last lastSync you received",
@@ -139,7 +154,7 @@ impl ErrorExtensions for DataSyncError {
                 DataSyncError::Conflict(info) => {
                     ext.set("conflictInfo", to_gql(info.to_json()));
                 }
-                DataSyncError::AlreadyExists { server_state, .. } => {
+                DataSyncError::AlreadyExists { server_state, .. } if !server_state.is_null() => {
                     ext.set("serverState", to_gql(server_state.clone()));
                 }
                 DataSyncError::BadInput {
@@ -152,6 +167,16 @@ impl ErrorExtensions for DataSyncError {
                 _ => {}
             }
         })
+    }
+}
+
+impl DataSyncError {
+    /// As an error of a whole request (no position, no path), with its code.
+    pub fn into_request_error(self) -> async_graphql::ServerError {
+        let coded = self.extend();
+        let mut error = async_graphql::ServerError::new(coded.message, None);
+        error.extensions = coded.extensions;
+        error
     }
 }
 

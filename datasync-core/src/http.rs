@@ -12,6 +12,14 @@
 //! - `GET /`: GraphiQL, with subscriptions over the same path.
 //!
 //! Every failure, at the HTTP level too, is a GraphQL error body with `extensions.code`.
+//!
+//! **Who is calling** ([`Authentication`]): the service puts a [`Principal`] into each
+//! request's context data (and each WebSocket connection's), where the generated resolvers
+//! find it. With JSON Web Tokens it comes from `Authorization: Bearer <token>`, on a WebSocket
+//! from the `connection_init` payload (`{"Authorization": "Bearer <token>"}`, also inside
+//! `headers`, as browser clients cannot set handshake headers) or the handshake header. A
+//! missing (where required), malformed, wrongly signed or expired token is refused with
+//! `UNAUTHENTICATED` and the reason, before anything runs.
 
 use std::pin::Pin;
 use std::str::FromStr;
@@ -24,8 +32,8 @@ use async_graphql::http::{
     GraphiQLSource, WebSocket as GqlWebSocket, WebSocketProtocols, WsMessage,
 };
 use async_graphql::{
-    BatchRequest, BatchResponse, Data, ErrorExtensions, Executor, ObjectType, Request, Response,
-    Schema, SubscriptionType,
+    BatchRequest, BatchResponse, Data, Executor, ObjectType, Request, Response, Schema,
+    SubscriptionType,
 };
 use axum::body::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -38,7 +46,84 @@ use axum::Router;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use futures_util::SinkExt;
 
+use crate::auth::Principal;
 use crate::error::DataSyncError;
+
+/// How the service learns who is calling.
+#[derive(Debug, Clone, Default)]
+pub enum Authentication {
+    /// Nobody signs in: requests are anonymous (models with rules answer `UNAUTHENTICATED`).
+    #[default]
+    Anonymous,
+    /// Nobody signs in, and every request acts as this principal: single-user development.
+    As(Principal),
+    /// Bearer JSON Web Tokens (cargo feature `jwt`).
+    #[cfg(feature = "jwt")]
+    Jwt(Box<crate::auth::Jwt>),
+}
+
+#[cfg(feature = "jwt")]
+impl From<crate::auth::Jwt> for Authentication {
+    fn from(jwt: crate::auth::Jwt) -> Self {
+        Authentication::Jwt(Box::new(jwt))
+    }
+}
+
+impl Authentication {
+    /// The principal a request with these headers acts for.
+    #[cfg_attr(not(feature = "jwt"), allow(unused_variables))]
+    fn principal_of_headers(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Principal>, DataSyncError> {
+        match self {
+            Authentication::Anonymous => Ok(None),
+            Authentication::As(principal) => Ok(Some(principal.clone())),
+            #[cfg(feature = "jwt")]
+            Authentication::Jwt(jwt) => {
+                match headers.get(header::AUTHORIZATION).map(|v| v.to_str()) {
+                    Some(Ok(value)) => jwt.verify_header(value).map(Some),
+                    Some(Err(_)) => Err(DataSyncError::Unauthenticated {
+                        message: "the Authorization header is not text".to_owned(),
+                    }),
+                    None if jwt.is_required() => Err(missing_token()),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// The principal a WebSocket's `connection_init` payload names, if it names one.
+    fn principal_of_payload(
+        &self,
+        payload: &serde_json::Value,
+    ) -> Result<Option<Principal>, DataSyncError> {
+        let value = ["Authorization", "authorization"]
+            .iter()
+            .find_map(|k| payload.get(*k).or_else(|| payload.get("headers")?.get(*k)))
+            .and_then(|v| v.as_str());
+        match (self, value) {
+            #[cfg(feature = "jwt")]
+            (Authentication::Jwt(jwt), Some(value)) => jwt.verify_header(value).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn required(&self) -> bool {
+        match self {
+            #[cfg(feature = "jwt")]
+            Authentication::Jwt(jwt) => jwt.is_required(),
+            _ => false,
+        }
+    }
+}
+
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+fn missing_token() -> DataSyncError {
+    DataSyncError::Unauthenticated {
+        message: "sign in first: send `Authorization: Bearer <token>`".to_owned(),
+    }
+}
 
 /// Settings of the HTTP service.
 ///
@@ -58,6 +143,7 @@ pub struct HttpConfig {
     per_connection: usize,
     init_timeout: Duration,
     title: String,
+    authentication: Authentication,
 }
 
 impl Default for HttpConfig {
@@ -69,6 +155,7 @@ impl Default for HttpConfig {
             per_connection: 100,
             init_timeout: Duration::from_secs(10),
             title: "datasync".to_owned(),
+            authentication: Authentication::Anonymous,
         }
     }
 }
@@ -98,6 +185,13 @@ impl HttpConfig {
     /// closed with code 4408.
     pub fn connection_init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
+        self
+    }
+
+    /// How callers are identified (default: anonymous). A [`Jwt`](crate::auth::Jwt)
+    /// converts into [`Authentication::Jwt`].
+    pub fn authentication(mut self, authentication: impl Into<Authentication>) -> Self {
+        self.authentication = authentication.into();
         self
     }
 
@@ -178,8 +272,14 @@ async fn graphql<E: Executor>(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     body: Body,
 ) -> HttpResponse {
+    let principal = match service.config.authentication.principal_of_headers(&headers) {
+        Ok(principal) => principal,
+        // A WebSocket may still sign in with its connection_init payload.
+        Err(_) if upgrade.is_ok() && headers.get(header::AUTHORIZATION).is_none() => None,
+        Err(e) => return error_response(StatusCode::UNAUTHORIZED, e, ""),
+    };
     if let Ok(upgrade) = upgrade {
-        return websocket(service, &headers, upgrade);
+        return websocket(service, &headers, upgrade, principal);
     }
     if method != Method::POST {
         return error_response(
@@ -219,6 +319,10 @@ async fn graphql<E: Executor>(
             );
         }
     }
+    let batch = match principal {
+        Some(principal) => batch.data(principal),
+        None => batch,
+    };
     let response: BatchResponse = service.executor.execute_batch(batch).await;
     let body = serde_json::to_vec(&response).unwrap_or_default();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -266,11 +370,11 @@ fn bad_input(message: &str) -> DataSyncError {
 /// An HTTP error that still carries a GraphQL error body (`message` replaces the error's own
 /// when given).
 fn error_response(status: StatusCode, error: DataSyncError, message: &str) -> HttpResponse {
-    let mut error = error.extend();
+    let mut error = error.into_request_error();
     if !message.is_empty() {
         error.message = message.to_owned();
     }
-    let body = serde_json::json!({ "errors": [error.into_server_error(Default::default())] });
+    let body = serde_json::json!({ "errors": [error] });
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -283,6 +387,7 @@ fn websocket<E: Executor>(
     service: Service<E>,
     headers: &HeaderMap,
     upgrade: WebSocketUpgrade,
+    principal: Option<Principal>,
 ) -> HttpResponse {
     // The first subprotocol the client offers that async-graphql speaks; the handshake
     // names exactly that one.
@@ -308,7 +413,7 @@ fn websocket<E: Executor>(
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
         .max_message_size(config.max_body)
-        .on_upgrade(move |socket| serve_socket(socket, executor, protocol, config))
+        .on_upgrade(move |socket| serve_socket(socket, executor, protocol, config, principal))
 }
 
 /// Runs async-graphql's protocol over one socket until either side closes it; then every
@@ -318,6 +423,7 @@ async fn serve_socket<E: Executor>(
     executor: E,
     protocol: WebSocketProtocols,
     config: Arc<HttpConfig>,
+    principal: Option<Principal>,
 ) {
     let (mut sink, source) = socket.split();
     let input = source
@@ -328,9 +434,27 @@ async fn serve_socket<E: Executor>(
                 _ => None,
             })
         });
+    let mut data = Data::default();
+    if let Some(principal) = &principal {
+        data.insert(principal.clone());
+    }
+    let authentication = config.authentication.clone();
+    let signed_in = principal.is_some();
     let mut output = GqlWebSocket::new(executor, input, protocol)
-        .connection_data(Data::default())
-        .on_connection_init(|_payload| async { Ok(Data::default()) });
+        .connection_data(data)
+        .on_connection_init(move |payload| async move {
+            // A token in the payload wins over the handshake's header.
+            let mut data = Data::default();
+            match authentication.principal_of_payload(&payload) {
+                Ok(Some(principal)) => data.insert(principal),
+                Ok(None) if authentication.required() && !signed_in => {
+                    return Err(async_graphql::Error::new(missing_token().to_string()));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(async_graphql::Error::new(e.to_string())),
+            }
+            Ok(data)
+        });
     let deadline = tokio::time::sleep(config.init_timeout);
     tokio::pin!(deadline);
     let mut acknowledged = false;
@@ -390,8 +514,7 @@ impl<E: Executor> Executor for PerConnection<E> {
                     self.max
                 ),
             };
-            let response =
-                Response::from_errors(vec![error.extend().into_server_error(Default::default())]);
+            let response = Response::from_errors(vec![error.into_request_error()]);
             return stream::once(std::future::ready(response)).boxed();
         }
         Counted {

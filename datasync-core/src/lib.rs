@@ -3,6 +3,7 @@
 //!
 //! One module per concern:
 //! - [`model`]: the [`Model`] trait the derive implements and the static description of a model;
+//! - [`auth`]: principals, read scopes and write rules;
 //! - [`meta`]: server-owned sync metadata and stored records ([`SyncMeta`], [`Record`],
 //!   [`StoredRecord`]);
 //! - [`token`]: the `lastSync` cursor ([`SyncToken`]);
@@ -16,6 +17,7 @@
 //!
 //! Users depend on the `datasync` facade crate, which re-exports this one.
 
+pub mod auth;
 pub mod clock;
 pub mod conflict;
 pub mod error;
@@ -34,6 +36,7 @@ pub mod subscription;
 pub mod token;
 
 pub use async_graphql;
+pub use auth::{Authorize, Caller, Principal, Scope};
 /// The axum version the [`http`] service is built on.
 #[cfg(feature = "axum")]
 pub use axum;

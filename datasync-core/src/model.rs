@@ -2,6 +2,7 @@
 
 use serde_json::Value as Json;
 
+use crate::auth::Rules;
 use crate::conflict::ConflictStrategy;
 use crate::error::{DataSyncError, Result};
 use crate::filter::{FieldKind, Filter, ScalarKind};
@@ -28,6 +29,8 @@ pub struct ModelSpec {
     pub fields: &'static [FieldSpec],
     /// What happens on a stale `_version`.
     pub conflict: &'static dyn ConflictStrategy,
+    /// Who may read and write (`owner`, `auth(...)` attributes).
+    pub rules: Rules,
 }
 
 impl std::fmt::Debug for ModelSpec {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for ModelSpec {
             .field("collection", &self.collection)
             .field("fields", &self.fields)
             .field("conflict", &self.conflict.name())
+            .field("rules", &self.rules)
             .finish()
     }
 }
@@ -81,6 +85,12 @@ pub trait Model: Sized + Send + Sync + 'static {
     fn create_parts(input: Self::Create) -> Result<(Option<String>, Document)>;
     /// The id, base version and patch of a mutate input.
     fn mutate_parts(input: Self::Mutate) -> Result<MutateParts>;
+
+    /// A stand-in value (the model's `Default`, if it has one): what a removal carries in
+    /// place of the data of a record that left the caller's read scope.
+    fn placeholder() -> Option<Self> {
+        None
+    }
 }
 
 /// Converts a generated `<Model>Filter` input into the store-neutral [`Filter`].
@@ -115,6 +125,17 @@ impl IdField for String {
         self
     }
 }
+
+/// A type that can serve as a model's owner field (`#[datasync(owner)]`): the principal's id
+/// is stored in it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the owner field of a datasync model",
+    label = "the owner field must be a `String`",
+    note = "the owner field holds the creating principal's id; declare it as `String`"
+)]
+pub trait OwnerField {}
+
+impl OwnerField for String {}
 
 /// A field value that did not fit the model's field type.
 #[derive(Debug, Clone, PartialEq)]

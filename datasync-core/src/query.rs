@@ -103,10 +103,31 @@ pub struct FindResult {
 pub struct SyncRequest {
     /// Where the client is.
     pub since: SyncToken,
-    /// Which records the client replicates.
+    /// Which records the client replicates: after a token, a changed record that does not
+    /// match is still returned, flagged (the client drops it).
     pub filter: Filter,
+    /// Records the client may ever see (a fixed read scope): others are never returned.
+    pub scope: Filter,
     /// Page size, 1..=[`MAX_LIMIT`].
     pub limit: u32,
+}
+
+impl SyncRequest {
+    /// Changes after `since` matching `filter`, all records in scope.
+    pub fn new(since: SyncToken, filter: Filter, limit: u32) -> Self {
+        SyncRequest {
+            since,
+            filter,
+            scope: Filter::All,
+            limit,
+        }
+    }
+
+    /// The same request, limited to records matching `scope`.
+    pub fn scoped(mut self, scope: Filter) -> Self {
+        self.scope = scope;
+        self
+    }
 }
 
 /// One change in a sync page.

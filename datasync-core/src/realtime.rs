@@ -248,11 +248,7 @@ async fn read_changes(
         let Some(since) = feed.upgrade().map(|f| position(&f)) else {
             return;
         };
-        let request = SyncRequest {
-            since,
-            filter: Filter::All,
-            limit: READER_PAGE,
-        };
+        let request = SyncRequest::new(since, Filter::All, READER_PAGE);
         let page = store.sync(spec, &request).await;
         if let Some(hub) = hub.upgrade() {
             hub.reads.fetch_add(1, Ordering::Relaxed);

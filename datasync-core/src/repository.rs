@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
 
+use crate::auth::{Authorize, Caller, Principal, Scope, Write, WriteKind};
 use crate::conflict::{
     differing_fields, json_eq, Conflict, ConflictInfo, ConflictStrategy, Operation, Resolution,
 };
@@ -89,10 +90,17 @@ pub struct Delta<M> {
 /// let repo: Repository<M> = Repository::new(store);
 /// # }
 /// ```
+///
+/// A repository acts for a [`Caller`]: by default the server itself, to which no rules
+/// apply; [`for_principal`](Self::for_principal) makes it act for a user, under the model's
+/// read scope and write rules (the GraphQL resolvers do this for every request).
 pub struct Repository<M> {
     store: StoreRef,
     /// Overrides the model's `#[datasync(conflict = ...)]` strategy.
     strategy: Option<Arc<dyn ConflictStrategy>>,
+    /// Overrides the model's `owner`/`auth` rules.
+    rules: Option<Arc<dyn Authorize>>,
+    caller: Caller,
     /// How many records a find without a limit returns at most.
     find_limit: u32,
     model: PhantomData<fn() -> M>,
@@ -103,6 +111,8 @@ impl<M> Clone for Repository<M> {
         Repository {
             store: self.store.clone(),
             strategy: self.strategy.clone(),
+            rules: self.rules.clone(),
+            caller: self.caller.clone(),
             find_limit: self.find_limit,
             model: PhantomData,
         }
@@ -138,9 +148,79 @@ impl<M: Model> Repository<M> {
         Repository {
             store,
             strategy: None,
+            rules: None,
+            caller: Caller::System,
             find_limit: DEFAULT_FIND_LIMIT,
             model: PhantomData,
         }
+    }
+
+    /// Acts for `principal`: reads see only its read scope, writes are checked, and the owner
+    /// field of a created record is set to its id.
+    ///
+    /// ```
+    /// # use datasync_core::*;
+    /// # fn demo<M: Model>(repo: Repository<M>) -> Repository<M> {
+    /// repo.for_principal(Principal::new("alice"))
+    /// # }
+    /// ```
+    pub fn for_principal(self, principal: Principal) -> Self {
+        self.as_caller(Caller::User(principal))
+    }
+
+    /// Acts for `caller` (see [`Caller`]).
+    pub fn as_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
+    }
+
+    /// Checks reads and writes with `rules` instead of the model's `owner`/`auth` attributes.
+    pub fn with_rules(mut self, rules: Arc<dyn Authorize>) -> Self {
+        self.rules = Some(rules);
+        self
+    }
+
+    /// Who this repository acts for.
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    fn authorizer(&self) -> &dyn Authorize {
+        match &self.rules {
+            Some(rules) => rules.as_ref(),
+            None => &Self::spec().rules,
+        }
+    }
+
+    /// The records the caller may read.
+    pub fn read_scope(&self) -> Result<Scope> {
+        self.authorizer().read_scope(Self::spec(), &self.caller)
+    }
+
+    /// `FORBIDDEN` (`UNAUTHENTICATED` without a principal) unless the rules allow `write`.
+    fn check_write(&self, write: Write<'_>) -> Result<()> {
+        if self
+            .authorizer()
+            .allow_write(Self::spec(), &self.caller, &write)
+        {
+            return Ok(());
+        }
+        Err(match self.caller {
+            Caller::Anonymous => DataSyncError::Unauthenticated {
+                message: "sign in first: this write needs an authenticated caller".to_owned(),
+            },
+            _ => DataSyncError::Forbidden {
+                message: format!(
+                    "the rules of {} do not allow this {}",
+                    Self::spec().type_name,
+                    match write.kind {
+                        WriteKind::Create => "create",
+                        WriteKind::Update => "update",
+                        WriteKind::Delete => "delete",
+                    }
+                ),
+            },
+        })
     }
 
     /// How many records a find without `page.limit` returns at most (default
@@ -186,23 +266,55 @@ impl<M: Model> Repository<M> {
         let spec = Self::spec();
         let (id, mut data) = M::create_parts(input)?;
         spec.normalize(&mut data);
+        if let Some(owner) = spec.rules.owner {
+            let Some(principal) = self.caller.principal() else {
+                return Err(match self.caller {
+                    Caller::Anonymous => DataSyncError::Unauthenticated {
+                        message: "sign in first: records of this model belong to their creator"
+                            .to_owned(),
+                    },
+                    _ => DataSyncError::bad_input(
+                        format!("input.{owner}"),
+                        "records of an owner-scoped model are created for a principal: use \
+                         Repository::for_principal",
+                    ),
+                });
+            };
+            data.insert(owner.to_owned(), Json::String(principal.id.clone()));
+        }
         let id = match id {
             Some(id) => check_id(id)?,
             None => uuid::Uuid::new_v4().to_string(),
         };
+        self.check_write(Write {
+            kind: WriteKind::Create,
+            before: None,
+            after: &data,
+        })?;
         match self.store.insert(spec, &id, data).await? {
             InsertOutcome::Inserted(rec) => decode(rec).map_err(|e| e.into_internal()),
+            // Only a record the caller may read is shown; otherwise the id is just taken.
             InsertOutcome::Exists(existing) => Err(DataSyncError::AlreadyExists {
                 id,
-                server_state: existing.to_delta_json(),
+                server_state: match self.read_scope()?.allows(&existing) {
+                    true => existing.to_delta_json(),
+                    false => Json::Null,
+                },
             }),
         }
     }
 
-    /// The live record with this id; `None` for unknown ids and tombstones.
+    /// The live record with this id; `None` for unknown ids, tombstones and records outside
+    /// the caller's read scope.
     pub async fn get(&self, id: &str) -> Result<Option<Record<M>>> {
+        let scope = self.read_scope()?;
+        if scope == Scope::Nothing {
+            return Ok(None);
+        }
         match self.store.get(Self::spec(), id).await? {
-            Some(rec) if rec.meta.is_live() => decode(rec).map(Some).map_err(|e| e.into_internal()),
+            Some(rec) if rec.meta.is_live() && scope.allows(&rec) => {
+                decode(rec).map(Some).map_err(|e| e.into_internal())
+            }
             _ => Ok(None),
         }
     }
@@ -238,8 +350,15 @@ impl<M: Model> Repository<M> {
             .map(|o| in_range("page.offset", o, 0, u32::MAX))
             .transpose()?;
         let take = limit.unwrap_or(self.find_limit);
+        let filter = match self.read_scope()? {
+            Scope::All => to_filter::<M>(filter)?,
+            Scope::Nothing => Filter::Or(Vec::new()),
+            Scope::Fixed(scope) | Scope::Where(scope) => {
+                Filter::all_of(vec![to_filter::<M>(filter)?, scope])
+            }
+        };
         let query = FindQuery {
-            filter: to_filter::<M>(filter)?,
+            filter,
             order: order
                 .map(|o| sort_order(spec, o))
                 .transpose()?
@@ -297,18 +416,27 @@ impl<M: Model> Repository<M> {
         limit: u32,
     ) -> Result<Delta<M>> {
         let limit = in_range("limit", limit, 1, MAX_LIMIT)?;
-        let request = SyncRequest {
-            since,
-            filter: to_filter::<M>(filter)?,
-            limit,
+        let filter = to_filter::<M>(filter)?;
+        let scope = self.read_scope()?;
+        // A fixed scope leaves other records out entirely; a changing one is part of the
+        // filter, so that a record leaving it arrives as a removal.
+        let request = match &scope {
+            Scope::All => SyncRequest::new(since, filter, limit),
+            Scope::Nothing => {
+                SyncRequest::new(since, Filter::All, limit).scoped(Filter::Or(vec![]))
+            }
+            Scope::Fixed(f) => SyncRequest::new(since, filter, limit).scoped(f.clone()),
+            Scope::Where(f) => {
+                SyncRequest::new(since, Filter::all_of(vec![filter, f.clone()]), limit)
+            }
         };
         let page = self.store.sync(Self::spec(), &request).await?;
-        let (items, unreadable) = decode_all(page.items, |item| {
-            let mut record = item.record;
-            // Changed and no longer matching: for this client the record is gone.
-            record.meta.deleted |= !item.matches;
-            record
-        });
+        let rows = page
+            .items
+            .into_iter()
+            .filter_map(|item| removal_or_record::<M>(&scope, item.record, item.matches))
+            .collect();
+        let (items, unreadable) = decode_all(rows, |record| record);
         Ok(Delta {
             items,
             last_sync: page.next,
@@ -335,10 +463,12 @@ impl<M: Model> Repository<M> {
             Json::Object(state)
         };
         let strategy = self.strategy.as_deref().unwrap_or(spec.conflict);
+        let scope = self.read_scope()?;
         // A stale compare-and-set hands back the state that beat it: decide again on that.
         let mut seen = self.store.get(spec, &id).await?;
         for _ in 0..MAX_CAS_ATTEMPTS {
-            let Some(current) = seen else {
+            // A record the caller may not read is, for it, not there.
+            let Some(current) = seen.filter(|rec| scope.allows(rec)) else {
                 return Err(DataSyncError::NotFound { id });
             };
             let deleted = current.meta.deleted;
@@ -386,6 +516,22 @@ impl<M: Model> Repository<M> {
                     }
                 }
             };
+            // The owner never changes, whatever a strategy decided.
+            let mut data = data;
+            if let Some(owner) = spec.rules.owner {
+                match current.data.get(owner) {
+                    Some(value) => data.insert(owner.to_owned(), value.clone()),
+                    None => data.remove(owner),
+                };
+            }
+            self.check_write(Write {
+                kind: match op {
+                    Operation::Update => WriteKind::Update,
+                    Operation::Delete => WriteKind::Delete,
+                },
+                before: Some(&current),
+                after: &data,
+            })?;
             let value =
                 M::from_document(id.clone(), data.clone()).map_err(FieldError::into_bad_input)?;
             let new = Replacement {
@@ -412,6 +558,34 @@ impl<M: Model> Repository<M> {
             None => Err(DataSyncError::NotFound { id }),
         }
     }
+}
+
+/// A changed record as a client with `scope` receives it: as it is when it `matches` the
+/// request; otherwise as a removal (`deleted`), which carries the model's `Default` data
+/// instead of the record's own when the record is outside the scope (a model without
+/// `Default` leaves such a removal out).
+pub(crate) fn removal_or_record<M: Model>(
+    scope: &Scope,
+    mut record: StoredRecord,
+    matches: bool,
+) -> Option<StoredRecord> {
+    if matches {
+        return Some(record);
+    }
+    record.meta.deleted = true;
+    if let Scope::Where(f) = scope {
+        if !f.matches(&record) {
+            match M::placeholder().map(|p| p.to_document()) {
+                Some(Ok((_, data))) => record.data = data,
+                _ => {
+                    tracing::warn!(target: "datasync", "{}: a record left a caller's read scope, but the model has no Default to stand in for its data: the removal is left out", M::spec().type_name);
+                    return None;
+                }
+            }
+            record.field_versions.clear();
+        }
+    }
+    Some(record)
 }
 
 /// The field versions after writing `data` over `current`: fields whose value changes get

@@ -14,12 +14,13 @@ use std::collections::VecDeque;
 
 use futures_util::stream::{self, BoxStream, StreamExt};
 
+use crate::auth::Scope;
 use crate::error::{DataSyncError, Result};
 use crate::filter::Filter;
 use crate::meta::{Record, StoredRecord};
 use crate::model::Model;
 use crate::realtime::{Batch, Ended, Subscription};
-use crate::repository::{decode_all, to_filter, Delta, Repository};
+use crate::repository::{decode_all, removal_or_record, to_filter, Delta, Repository};
 use crate::token::SyncToken;
 
 /// What happened to a record, for [`Repository::events`].
@@ -62,6 +63,7 @@ struct Changes<M: Model> {
     repo: Repository<M>,
     filter: Option<M::Filter>,
     tree: Filter,
+    scope: Scope,
     limit: u32,
     feed: Subscription,
     phase: Phase<M>,
@@ -96,6 +98,7 @@ impl<M: Model> Repository<M> {
         limit: u32,
     ) -> Result<BoxStream<'static, Result<Delta<M>>>> {
         let tree = to_filter::<M>(filter.as_ref())?;
+        let scope = self.read_scope()?;
         let feed = self
             .store()
             .hub()
@@ -115,6 +118,7 @@ impl<M: Model> Repository<M> {
             repo: self.clone(),
             filter,
             tree,
+            scope,
             limit,
             feed,
             phase,
@@ -131,6 +135,7 @@ impl<M: Model> Repository<M> {
         filter: Option<M::Filter>,
     ) -> Result<BoxStream<'static, Result<Record<M>>>> {
         let tree = to_filter::<M>(filter.as_ref())?;
+        let scope = self.read_scope()?;
         let feed = self
             .store()
             .hub()
@@ -139,6 +144,7 @@ impl<M: Model> Repository<M> {
         let state = Events {
             wanted,
             tree,
+            scope,
             feed,
             queued: VecDeque::new(),
             done: false,
@@ -165,11 +171,28 @@ async fn next_change<M: Model>(mut s: Changes<M>) -> Option<(Result<Delta<M>>, C
         Phase::Live => match s.feed.next().await {
             Ok(batch) => match &*batch {
                 Batch::Changes { records, next } => {
-                    let (items, unreadable) = decode_all::<M, _>(records.to_vec(), |mut record| {
-                        // Changed and no longer matching: gone for this subscriber.
-                        record.meta.deleted |= !s.tree.matches(&record);
-                        record
-                    });
+                    // As a sync page would deliver them: records outside a fixed scope never,
+                    // changed records that no longer match as removals.
+                    let rows = records
+                        .iter()
+                        .filter(|r| match &s.scope {
+                            Scope::Fixed(f) => f.matches(r),
+                            Scope::Nothing => false,
+                            Scope::All | Scope::Where(_) => true,
+                        })
+                        .filter_map(|r| {
+                            let matches = s.tree.matches(r) && s.scope.allows(r);
+                            removal_or_record::<M>(&s.scope, r.clone(), matches)
+                        })
+                        .collect();
+                    let rows: Vec<StoredRecord> = rows;
+                    if rows.is_empty() {
+                        // Nothing of this batch is for this subscriber (other owners'
+                        // records): say nothing, not even that something happened.
+                        s.phase = Phase::Live;
+                        return Box::pin(next_change(s)).await;
+                    }
+                    let (items, unreadable) = decode_all::<M, _>(rows, |record| record);
                     s.phase = Phase::Live;
                     Ok(Delta {
                         items,
@@ -200,6 +223,7 @@ fn after<M>(delta: &Delta<M>) -> Phase<M> {
 struct Events {
     wanted: Event,
     tree: Filter,
+    scope: Scope,
     feed: Subscription,
     queued: VecDeque<StoredRecord>,
     done: bool,
@@ -222,7 +246,9 @@ async fn next_event<M: Model>(mut s: Events) -> Option<(Result<Record<M>>, Event
                 Batch::Changes { records, .. } => {
                     let wanted = records
                         .iter()
-                        .filter(|r| Event::of(r) == s.wanted && s.tree.matches(r))
+                        .filter(|r| {
+                            Event::of(r) == s.wanted && s.scope.allows(r) && s.tree.matches(r)
+                        })
                         .cloned();
                     s.queued.extend(wanted);
                 }

@@ -99,6 +99,37 @@ impl<'a> Model<'a> {
             .or_else(|| self.fields.iter().find(|f| f.ident == "id"))
     }
 
+    /// The owner field: marked `#[datasync(owner)]`, or named by `#[datasync(owner = "...")]`
+    /// on the struct.
+    pub fn owner_field(&self) -> Option<&Field<'a>> {
+        self.fields
+            .iter()
+            .find(|f| f.attrs.owner.is_some())
+            .or_else(|| {
+                let named = self.attrs.owner.as_ref()?;
+                self.fields.iter().find(|f| f.ident == named.text.as_str())
+            })
+    }
+
+    /// The read rule (`auth(read = ...)`), or the default: `owner` for a model with an owner
+    /// field, else `public`.
+    pub fn read_rule(&self) -> String {
+        self.rule(self.attrs.auth.read.as_ref())
+    }
+
+    /// The write rule, defaulting like [`read_rule`](Self::read_rule).
+    pub fn write_rule(&self) -> String {
+        self.rule(self.attrs.auth.write.as_ref())
+    }
+
+    fn rule(&self, value: Option<&crate::attr::Value>) -> String {
+        match value {
+            Some(v) => v.text.clone(),
+            None if self.owner_field().is_some() => "owner".to_owned(),
+            None => "public".to_owned(),
+        }
+    }
+
     /// Every field but the id.
     pub fn data_fields(&self) -> impl Iterator<Item = &Field<'a>> {
         let id = self.id_field().map(|f| f.ident);

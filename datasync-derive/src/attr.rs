@@ -1,7 +1,8 @@
 //! The whole `#[datasync(...)]` attribute grammar.
 //!
-//! Container: `collection = "..."`, `plural = "..."`, `conflict = "..."`.
-//! Field: `id`, `skip_filter`, `rename = "..."`.
+//! Container: `collection = "..."`, `plural = "..."`, `conflict = "..."`, `owner = "..."`,
+//! `auth(read = "...", write = "...")`.
+//! Field: `id`, `skip_filter`, `rename = "..."`, `owner`.
 
 use proc_macro2::Span;
 use syn::{Attribute, LitStr, Token};
@@ -9,9 +10,13 @@ use syn::{Attribute, LitStr, Token};
 use crate::ctxt::Ctxt;
 
 /// Container attributes.
-pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict"];
+pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict", "owner", "auth"];
 /// Field attributes.
-pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename"];
+pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename", "owner"];
+/// The keys inside `auth(...)`.
+pub const AUTH_KEYS: &[&str] = &["read", "write"];
+/// The rules `auth(read = ..., write = ...)` accepts, besides `group:<name>[,<name>...]`.
+pub const AUTH_RULES: &[&str] = &["public", "private", "owner", "nobody"];
 /// Accepted `conflict` strategies, each with the runtime type (under `__private`) that
 /// implements it.
 pub const CONFLICT_STRATEGIES: &[(&str, &str)] = &[
@@ -42,6 +47,16 @@ pub struct ContainerAttrs {
     pub collection: Option<Value>,
     pub plural: Option<Value>,
     pub conflict: Option<Value>,
+    /// `owner = "field"`: names the owner field.
+    pub owner: Option<Value>,
+    pub auth: AuthAttrs,
+}
+
+/// `auth(read = "...", write = "...")`.
+#[derive(Default)]
+pub struct AuthAttrs {
+    pub read: Option<Value>,
+    pub write: Option<Value>,
 }
 
 #[derive(Default)]
@@ -49,6 +64,7 @@ pub struct FieldAttrs {
     pub id: Option<Span>,
     pub skip_filter: Option<Span>,
     pub rename: Option<Value>,
+    pub owner: Option<Span>,
 }
 
 pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
@@ -58,6 +74,11 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
             "collection" => &mut out.collection,
             "plural" => &mut out.plural,
             "conflict" => &mut out.conflict,
+            "owner" => &mut out.owner,
+            "auth" => {
+                auth(cx, &mut out.auth, meta)?;
+                return Ok(true);
+            }
             _ => return Ok(false),
         };
         let value = string_value(meta)?;
@@ -67,12 +88,54 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
     out
 }
 
+/// `auth(read = "...", write = "...")`.
+fn auth(
+    cx: &mut Ctxt,
+    out: &mut AuthAttrs,
+    meta: &syn::meta::ParseNestedMeta<'_>,
+) -> syn::Result<()> {
+    meta.parse_nested_meta(|inner| {
+        let key = inner
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        let slot = match key.as_str() {
+            "read" => &mut out.read,
+            "write" => &mut out.write,
+            _ => {
+                let path = &inner.path;
+                let name = quote::quote!(#path).to_string().replace(' ', "");
+                let hint = AUTH_KEYS
+                    .iter()
+                    .find(|k| edit_distance(k, &key) <= 2)
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_default();
+                cx.error_spanned_by(
+                    &inner.path,
+                    format!(
+                        "unknown key `{name}` in `auth(...)`{hint} (expected `read` or `write`)"
+                    ),
+                );
+                if inner.input.peek(Token![=]) {
+                    inner.value()?.parse::<syn::Expr>()?;
+                }
+                return Ok(());
+            }
+        };
+        let value = string_value(&inner)?;
+        set_once(cx, slot, value, &format!("auth({key})"));
+        Ok(())
+    })
+}
+
 pub fn field(cx: &mut Ctxt, attrs: &[Attribute]) -> FieldAttrs {
     let mut out = FieldAttrs::default();
     each_key(cx, attrs, |cx, key, meta| {
         match key.as_str() {
             "id" => flag(cx, &mut out.id, meta, &key)?,
             "skip_filter" => flag(cx, &mut out.skip_filter, meta, &key)?,
+            "owner" => flag(cx, &mut out.owner, meta, &key)?,
             "rename" => {
                 let value = string_value(meta)?;
                 set_once(cx, &mut out.rename, value, &key);
@@ -111,6 +174,10 @@ fn each_key(
                 // Skip the value so parsing can go on to the next key.
                 if meta.input.peek(Token![=]) {
                     meta.value()?.parse::<syn::Expr>()?;
+                } else if meta.input.peek(syn::token::Paren) {
+                    let content;
+                    syn::parenthesized!(content in meta.input);
+                    content.parse::<proc_macro2::TokenStream>()?;
                 }
             }
             Ok(())

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::ast::Model;
-use crate::attr::{edit_distance, CONFLICT_STRATEGIES};
+use crate::attr::{edit_distance, AUTH_RULES, CONFLICT_STRATEGIES};
 use crate::ctxt::Ctxt;
 use crate::naming::is_graphql_name;
 
@@ -38,6 +38,85 @@ pub fn check(cx: &mut Ctxt, input: &syn::DeriveInput, model: &Model<'_>) {
     check_id(cx, model);
     check_fields(cx, model);
     check_container(cx, model);
+    check_auth(cx, model);
+}
+
+/// A rule of `auth(read = ..., write = ...)`: one of `AUTH_RULES`, or `group:a[,b...]`.
+pub fn parse_rule(text: &str) -> Result<Rule<'_>, String> {
+    if let Some(groups) = text.strip_prefix("group:") {
+        let names: Vec<&str> = groups.split(',').map(str::trim).collect();
+        if names.iter().any(|n| n.is_empty()) {
+            return Err(
+                "`group:` needs group names, e.g. \"group:editors\" or \"group:editors,admins\""
+                    .into(),
+            );
+        }
+        return Ok(Rule::Groups(names));
+    }
+    match text {
+        "public" => Ok(Rule::Named("Public")),
+        "private" => Ok(Rule::Named("Private")),
+        "owner" => Ok(Rule::Named("Owner")),
+        "nobody" => Ok(Rule::Named("Nobody")),
+        other => {
+            let hint = AUTH_RULES
+                .iter()
+                .find(|r| edit_distance(r, other) <= 2)
+                .map(|r| format!("; did you mean \"{r}\"?"))
+                .unwrap_or_default();
+            Err(format!(
+                "unknown rule \"{other}\"{hint} (expected public, private, owner, nobody or group:<name>)"
+            ))
+        }
+    }
+}
+
+/// A checked rule: a variant of the runtime's `Rule`, or its groups.
+pub enum Rule<'a> {
+    Named(&'static str),
+    Groups(Vec<&'a str>),
+}
+
+fn check_auth(cx: &mut Ctxt, model: &Model<'_>) {
+    let marked: Vec<_> = model
+        .fields
+        .iter()
+        .filter(|f| f.attrs.owner.is_some())
+        .collect();
+    for extra in marked.iter().skip(1) {
+        cx.error_spanned_by(extra.ident, "only one field can be `#[datasync(owner)]`");
+    }
+    if let Some(named) = &model.attrs.owner {
+        match model.fields.iter().find(|f| f.ident == named.text.as_str()) {
+            None => cx.error_spanned_by(
+                &named.lit,
+                format!("`owner = \"{}\"` names no field of this struct", named.text),
+            ),
+            Some(field) if !marked.is_empty() && marked[0].ident != field.ident => cx.error_spanned_by(
+                &named.lit,
+                "the owner is named twice: keep `#[datasync(owner)]` on the field or `owner = \"...\"` on the struct",
+            ),
+            Some(_) => {}
+        }
+    }
+    if let (Some(owner), Some(id)) = (model.owner_field(), model.id_field()) {
+        if owner.ident == id.ident {
+            cx.error_spanned_by(owner.ident, "the id field cannot be the owner field");
+        }
+    }
+    for value in [&model.attrs.auth.read, &model.attrs.auth.write]
+        .into_iter()
+        .flatten()
+    {
+        match parse_rule(&value.text) {
+            Err(message) => cx.error_spanned_by(&value.lit, message),
+            Ok(Rule::Named("Owner")) if model.owner_field().is_none() => cx.error_spanned_by(
+                &value.lit,
+                "rule \"owner\" needs an owner field: mark a `String` field `#[datasync(owner)]`",
+            ),
+            Ok(_) => {}
+        }
+    }
 }
 
 fn check_id(cx: &mut Ctxt, model: &Model<'_>) {

@@ -2,13 +2,18 @@
 //! WebSocket by datasync's service. `main.rs` runs it; the HTTP tests build the same router.
 
 use datasync::async_graphql::Context;
+use datasync::http::{Authentication, HttpConfig};
 use datasync::prelude::*;
 use datasync::Config;
 
-/// A note on someone's list.
+/// A note on someone's list. Each note belongs to the user who created it: only they see and
+/// change it (and members of the admin group).
 #[derive(DataSync, Clone, Debug)]
 pub struct Note {
     pub id: String,
+    /// Who created it (set by the server from the caller).
+    #[datasync(owner)]
+    pub owner: String,
     /// Short title shown in lists.
     pub title: String,
     /// Free text.
@@ -19,10 +24,12 @@ pub struct Note {
     pub tags: Vec<String>,
 }
 
-/// A comment on a note.
+/// A comment on a note, owned like notes.
 #[derive(DataSync, Clone, Debug)]
 pub struct Comment {
     pub id: String,
+    #[datasync(owner)]
+    pub owner: String,
     /// The note this comment belongs to.
     pub note_id: String,
     pub text: String,
@@ -66,7 +73,12 @@ pub fn schema_with(store: impl Store, config: impl Into<Config>) -> AppSchema {
 }
 
 /// `POST /graphql` (single or batched), subscriptions over WebSocket on `GET /graphql`,
-/// GraphiQL at `/`.
-pub fn router(schema: AppSchema) -> datasync::axum::Router {
-    datasync::http::router(schema)
+/// GraphiQL at `/`; callers identified as `authentication` says.
+pub fn router(schema: AppSchema, authentication: Authentication) -> datasync::axum::Router {
+    datasync::http::router_with(
+        schema,
+        HttpConfig::default()
+            .title("datasync notes")
+            .authentication(authentication),
+    )
 }

@@ -8,15 +8,28 @@
 //!   `server_wins` or `merge`
 //! - `NOTES_TOMBSTONE_RETENTION_SECS`: how long deleted records are kept for syncing clients
 //!   (default 30 days); clients whose `lastSync` predates a purge get `SYNC_EXPIRED`
+//! - `NOTES_JWT_SECRET`: when set, every request needs `Authorization: Bearer <JWT>` signed
+//!   with this secret (HS256; `sub` is the user, `groups` may list `admin`), and each user sees
+//!   only their own notes and comments; unset, the server is open and everyone is the one
+//!   development user `dev`
 //! - `PORT`: HTTP port (default 4000)
+//!
+//! `cargo run --example notes -- token <user> [group...]` prints a development token for
+//! `<user>`, signed with `NOTES_JWT_SECRET` and valid for a day.
 
 mod app;
 
+use datasync::auth::Jwt;
+use datasync::http::Authentication;
 use datasync::prelude::*;
-use datasync::{conflict, ConflictOverrides, MongoStore};
+use datasync::{conflict, ConflictOverrides, MongoStore, Principal};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("token") {
+        return mint_token(&args[1..]);
+    }
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p
             .parse()
@@ -60,14 +73,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
+    let (authentication, who) = match std::env::var("NOTES_JWT_SECRET") {
+        Ok(secret) if !secret.is_empty() => (
+            Authentication::from(Jwt::hs256(secret.as_bytes())),
+            "auth: bearer JWTs (HS256, NOTES_JWT_SECRET), notes owned per user",
+        ),
+        _ => (
+            Authentication::As(Principal::new("dev")),
+            "auth: open development mode, everyone is user \"dev\" (set NOTES_JWT_SECRET to require tokens)",
+        ),
+    };
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     println!(
-        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at /graphql: POST, and WebSocket subscriptions), data in {data}, Note conflicts: {strategy}"
+        "datasync notes example: GraphiQL at http://localhost:{port}/ (GraphQL at /graphql: POST, and WebSocket subscriptions), data in {data}, Note conflicts: {strategy}; {who}"
     );
-    datasync::axum::serve(listener, app::router(schema))
+    datasync::axum::serve(listener, app::router(schema, authentication))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    Ok(())
+}
+
+/// Prints a development token: `token <user> [group...]`, signed with `NOTES_JWT_SECRET`.
+fn mint_token(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let Some((user, groups)) = args.split_first() else {
+        return Err("usage: notes token <user> [group...]".into());
+    };
+    let secret = std::env::var("NOTES_JWT_SECRET")
+        .map_err(|_| "set NOTES_JWT_SECRET to the secret the server uses")?;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 24 * 3600;
+    let claims = serde_json::json!({ "sub": user, "groups": groups, "exp": exp });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )?;
+    println!("{token}");
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 #[path = "../../examples/notes/app.rs"]
 pub mod app;
+pub mod blog;
 pub mod gadget;
 pub mod ws;
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use datasync::async_graphql::{Request, Variables};
 use datasync::prelude::*;
-use datasync::Clock;
+use datasync::{Clock, Principal};
 use serde_json::{json, Value as Json};
 
 /// The stores the conformance tests run against.
@@ -116,11 +117,13 @@ impl Clock for ManualClock {
     }
 }
 
-/// The example schema (Note, Comment) plus the all-types model, over one store.
+/// The example schema (Note, Comment) plus the all-types model, over one store, with the
+/// principal requests act for (user `tester` unless told otherwise).
 pub struct Gql {
     pub schema: app::AppSchema,
     pub gadgets: gadget::GadgetSchema,
     pub store: Arc<dyn Store>,
+    pub principal: Option<Principal>,
 }
 
 impl Gql {
@@ -129,13 +132,31 @@ impl Gql {
             schema: app::schema_with(store.clone(), datasync::Config::default()),
             gadgets: gadget::schema(store.clone()),
             store,
+            principal: Some(Principal::new("tester")),
+        }
+    }
+
+    /// The same schema and store, acting for `principal` (`None`: anonymous).
+    pub fn acting_as(&self, principal: Option<Principal>) -> Gql {
+        Gql {
+            schema: self.schema.clone(),
+            gadgets: self.gadgets.clone(),
+            store: self.store.clone(),
+            principal,
+        }
+    }
+
+    fn request(&self, query: &str, vars: Json) -> Request {
+        let req = Request::new(query).variables(Variables::from_json(vars));
+        match &self.principal {
+            Some(p) => req.data(p.clone()),
+            None => req,
         }
     }
 
     /// The whole response as JSON.
     pub async fn run(&self, query: &str, vars: Json) -> Json {
-        let req = Request::new(query).variables(Variables::from_json(vars));
-        serde_json::to_value(self.schema.execute(req).await).unwrap()
+        serde_json::to_value(self.schema.execute(self.request(query, vars)).await).unwrap()
     }
 
     /// `data`, failing the test on any error.
@@ -165,17 +186,15 @@ impl Gql {
         vars: Json,
     ) -> futures_util::stream::BoxStream<'static, Json> {
         use futures_util::StreamExt;
-        let req = Request::new(query).variables(Variables::from_json(vars));
         self.schema
-            .execute_stream(req)
+            .execute_stream(self.request(query, vars))
             .map(|r| serde_json::to_value(r).unwrap())
             .boxed()
     }
 
     /// The gadget schema's whole response.
     pub async fn gadget_run(&self, query: &str, vars: Json) -> Json {
-        let req = Request::new(query).variables(Variables::from_json(vars));
-        serde_json::to_value(self.gadgets.execute(req).await).unwrap()
+        serde_json::to_value(self.gadgets.execute(self.request(query, vars)).await).unwrap()
     }
 
     /// The gadget schema's `data`, failing on errors.

@@ -66,6 +66,11 @@ impl Extension for InputDepthLimit {
     }
 }
 
+/// Whether GraphQL text nests brackets deeper than the parser may safely go.
+pub(crate) fn too_deeply_nested_text(query: &str) -> bool {
+    text_nesting(query) > MAX_TEXT_NESTING
+}
+
 /// The deepest nesting of `{`, `[` and `(` in GraphQL text, ignoring strings and comments.
 fn text_nesting(query: &str) -> usize {
     let bytes = query.as_bytes();
@@ -107,7 +112,7 @@ fn text_nesting(query: &str) -> usize {
     max
 }
 
-fn too_deep_error() -> ServerError {
+pub(crate) fn too_deep_error() -> ServerError {
     let err = DataSyncError::BadInput {
         field: None,
         message: format!("an input value is nested deeper than {MAX_INPUT_DEPTH} levels"),

@@ -3,11 +3,13 @@
 
 mod error_codes;
 mod input_depth;
+mod limits;
 mod operations;
 pub mod resolve;
 
 pub use error_codes::ErrorCodes;
 pub use input_depth::{InputDepthLimit, MAX_INPUT_DEPTH};
+pub use limits::{find_cost, sync_cost, RequestLimits};
 pub use operations::colliding_operations;
 
 use std::collections::HashMap;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, InputObject, OutputType, SchemaBuilder};
 
+use crate::auth::{Authorize, Caller, Principal};
 use crate::conflict::ConflictStrategy;
 use crate::error::DataSyncError;
 use crate::model::Model;
@@ -78,21 +81,27 @@ impl From<&OrderByInput> for OrderBy {
     }
 }
 
-/// How datasync behaves in one schema: conflict strategies and limits. Passed to
-/// [`SchemaBuilderExt::datasync_with`].
+/// How datasync behaves in one schema: conflict strategies, authorization, limits. Passed
+/// to [`SchemaBuilderExt::datasync_with`].
 ///
 /// ```
 /// use datasync_core::{conflict::Merge, Config, ConflictOverrides};
+/// use datasync_core::graphql::RequestLimits;
 /// # fn demo<Note: datasync_core::Model>() {
 /// let config = Config::new()
 ///     .conflicts(ConflictOverrides::new().set::<Note>(Merge))
-///     .find_limit(50);
+///     .find_limit(50)
+///     .admin_group("staff")
+///     .limits(RequestLimits::default().complexity(50_000));
 /// # let _ = config; }
 /// ```
 #[derive(Clone)]
 pub struct Config {
     conflicts: ConflictOverrides,
     find_limit: u32,
+    admin_group: Option<String>,
+    rules: HashMap<&'static str, Arc<dyn Authorize>>,
+    limits: RequestLimits,
 }
 
 impl Default for Config {
@@ -100,15 +109,54 @@ impl Default for Config {
         Config {
             conflicts: ConflictOverrides::default(),
             find_limit: DEFAULT_FIND_LIMIT,
+            admin_group: Some("admin".to_owned()),
+            rules: HashMap::new(),
+            limits: RequestLimits::default(),
         }
     }
 }
 
 impl Config {
-    /// The defaults: each model's own conflict strategy, finds without a limit return at
-    /// most 100 records.
+    /// The defaults: each model's own conflict strategy and rules, finds without a limit
+    /// return at most 100 records, members of group `admin` see and write everything, the
+    /// default [`RequestLimits`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Members of `group` see and write every record of every model (default `admin`).
+    pub fn admin_group(mut self, group: impl Into<String>) -> Self {
+        self.admin_group = Some(group.into());
+        self
+    }
+
+    /// No admin group: nobody bypasses the rules.
+    pub fn no_admin_group(mut self) -> Self {
+        self.admin_group = None;
+        self
+    }
+
+    /// Checks `M`'s reads and writes with `rules` instead of its `owner`/`auth` attributes.
+    pub fn authorize<M: Model>(mut self, rules: impl Authorize) -> Self {
+        self.rules.insert(M::spec().type_name, Arc::new(rules));
+        self
+    }
+
+    /// Request limits (depth, complexity, fields); see [`RequestLimits`].
+    pub fn limits(mut self, limits: RequestLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The caller a request's principal makes.
+    pub fn caller(&self, principal: Option<&Principal>) -> Caller {
+        match principal {
+            None => Caller::Anonymous,
+            Some(p) if self.admin_group.as_deref().is_some_and(|g| p.in_group(g)) => {
+                Caller::Admin(p.clone())
+            }
+            Some(p) => Caller::User(p.clone()),
+        }
     }
 
     /// Conflict strategies that replace the models' own.
@@ -168,9 +216,15 @@ impl<Q: OutputType, M, S> SchemaBuilderExt for SchemaBuilder<Q, M, S> {
         if let Some(problem) = colliding_operations::<Q>() {
             panic!("{problem}");
         }
+        let config = config.into();
+        let limits = config.limits;
         self.data(StoreRef::new(store))
-            .data(config.into())
+            .data(config)
+            .limit_depth(limits.max_depth())
+            .limit_complexity(limits.max_complexity())
+            .limit_recursive_depth(limits.max_recursive_depth())
             .extension(ErrorCodes)
+            .extension(limits::FieldCounts(limits))
             .extension(InputDepthLimit)
     }
 }
@@ -213,16 +267,25 @@ impl ConflictOverrides {
 ///
 /// A store added with plain `.data(store)` is found too (for the stores of this crate), but
 /// only `.datasync(store)` also installs the extensions that keep errors well-formed.
+///
+/// The repository acts for the request's caller: the [`Principal`] in the request's (or the
+/// WebSocket connection's) context data, if any.
 pub fn repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {
     let repo = store_repository::<M>(ctx)?;
+    let principal = ctx.data_opt::<Principal>();
     let Some(config) = ctx.data_opt::<Config>() else {
-        return Ok(repo);
+        return Ok(repo.as_caller(Config::default().caller(principal)));
     };
-    let repo = repo.with_find_limit(config.find_limit);
-    Ok(match config.conflicts.get(M::spec().type_name) {
-        Some(strategy) => repo.with_strategy(strategy),
-        None => repo,
-    })
+    let mut repo = repo
+        .with_find_limit(config.find_limit)
+        .as_caller(config.caller(principal));
+    if let Some(strategy) = config.conflicts.get(M::spec().type_name) {
+        repo = repo.with_strategy(strategy);
+    }
+    if let Some(rules) = config.rules.get(M::spec().type_name) {
+        repo = repo.with_rules(Arc::clone(rules));
+    }
+    Ok(repo)
 }
 
 fn store_repository<M: Model>(ctx: &Context<'_>) -> Result<Repository<M>, DataSyncError> {

@@ -323,11 +323,8 @@ pub trait Store: Send + Sync + 'static {
     /// stores read it in one step.
     fn head<'a>(&'a self, spec: &'static ModelSpec) -> BoxFuture<'a, Result<SyncToken>> {
         Box::pin(async move {
-            let mut request = SyncRequest {
-                since: SyncToken::ZERO,
-                filter: Filter::All,
-                limit: crate::query::MAX_LIMIT,
-            };
+            let mut request =
+                SyncRequest::new(SyncToken::ZERO, Filter::All, crate::query::MAX_LIMIT);
             loop {
                 let page = self.sync(spec, &request).await?;
                 request.since = page.next;

@@ -470,6 +470,11 @@ impl MongoStore {
                 ] },
             ),
         };
+        let query = if request.scope == Filter::All {
+            query
+        } else {
+            doc! { "$and": [query, mongo_filter::query(&request.scope)] }
+        };
         let limit = i64::from(request.limit);
         let docs: Vec<Document> = self
             .data(spec)

@@ -26,6 +26,7 @@ use super::{
     PurgeSchedule, Replacement, Store, StoreOptions, Watermark,
 };
 use crate::error::{DataSyncError, Result};
+use crate::filter::Filter;
 use crate::meta::{Document, FieldVersions, StoredRecord, SyncMeta};
 use crate::model::ModelSpec;
 use crate::query::{FindQuery, FindResult, SyncItem, SyncPage, SyncRequest};
@@ -787,6 +788,10 @@ fn sync_page(
             sql.text.push_str("t.updated_at > ?");
             sql.params.push(ms.into());
         }
+    }
+    if request.scope != Filter::All {
+        sql.text.push_str(" AND ");
+        sql.filter(&request.scope);
     }
     sql.text.push_str(" ORDER BY t.seq LIMIT ?");
     sql.params.push((i64::from(request.limit) + 1).into());

@@ -16,7 +16,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     let vis = model.vis;
     let name = format!("Create{}Input", g.type_name);
     let doc = format!("Input of `create{}`.", g.type_name);
-    let fields = g.data.iter().map(|f| {
+    let fields = g.inputs.iter().map(|f| {
         let (ident, ty, name, docs) = (f.ident, f.ty, &f.name, &f.docs);
         quote!(#(#docs)* #[graphql(name = #name)] pub #ident: #ty,)
     });

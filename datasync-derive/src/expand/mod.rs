@@ -38,6 +38,9 @@ pub struct Gen<'a> {
     pub model: &'a Model<'a>,
     pub id: &'a Field<'a>,
     pub data: Vec<&'a Field<'a>>,
+    /// The data fields a client may set: all but the owner.
+    pub inputs: Vec<&'a Field<'a>>,
+    pub owner: Option<&'a Field<'a>>,
     /// `::datasync::__private`
     pub rt: TokenStream,
     /// `::datasync::__private::async_graphql`
@@ -68,6 +71,11 @@ impl<'a> Gen<'a> {
             model,
             id,
             data: model.data_fields().collect(),
+            inputs: model
+                .data_fields()
+                .filter(|f| Some(f.ident) != model.owner_field().map(|o| o.ident))
+                .collect(),
+            owner: model.owner_field(),
             rt: quote!(::datasync::__private),
             ag: quote!(::datasync::__private::async_graphql),
             ag_crate: "::datasync::__private::async_graphql",

@@ -31,6 +31,20 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     });
     let names: Vec<_> = g.data.iter().map(|f| &f.name).collect();
     let idents: Vec<_> = g.data.iter().map(|f| f.ident).collect();
+    // What a client may set: every data field but the owner.
+    let input_names: Vec<_> = g.inputs.iter().map(|f| &f.name).collect();
+    let input_idents: Vec<_> = g.inputs.iter().map(|f| f.ident).collect();
+    let rules = rules(g);
+    let owner_check = g.owner.map(|owner| {
+        let ty = owner.ty;
+        let check = quote_spanned!(ty.span()=> owner_is_text::<#ty>);
+        quote! {
+            const _: () = {
+                fn owner_is_text<T: #rt::OwnerField>() {}
+                let _ = #check;
+            };
+        }
+    });
 
     quote! {
         impl #rt::Model for #ident {
@@ -45,6 +59,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                     collection: #collection,
                     fields: &[#(#specs),*],
                     conflict: &#conflict,
+                    rules: #rules,
                 };
                 &SPEC
             }
@@ -69,20 +84,44 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 input: #create,
             ) -> #rt::Result<(::core::option::Option<::std::string::String>, #rt::Document)> {
                 let mut doc = #rt::Document::new();
-                #( #rt::put_field(&mut doc, #names, &input.#idents)?; )*
+                #( #rt::put_field(&mut doc, #input_names, &input.#input_idents)?; )*
                 ::core::result::Result::Ok((input.id.map(|id| id.0), doc))
             }
 
             fn mutate_parts(input: #mutate) -> #rt::Result<#rt::MutateParts> {
                 let mut patch = #rt::Document::new();
-                #( #rt::patch_field(&mut patch, #names, &input.#idents)?; )*
+                #( #rt::patch_field(&mut patch, #input_names, &input.#input_idents)?; )*
                 ::core::result::Result::Ok(#rt::MutateParts {
                     id: input.id.0,
                     version: input._version,
                     patch,
                 })
             }
+
+            fn placeholder() -> ::core::option::Option<Self> {
+                // `Default`, if the model has it (autoref picks the `Default` impl first).
+                struct Probe<T>(::core::marker::PhantomData<T>);
+                trait ViaDefault<T> {
+                    fn make(&self) -> ::core::option::Option<T>;
+                }
+                impl<T: ::core::default::Default> ViaDefault<T> for Probe<T> {
+                    fn make(&self) -> ::core::option::Option<T> {
+                        ::core::option::Option::Some(T::default())
+                    }
+                }
+                trait WithoutDefault<T> {
+                    fn make(&self) -> ::core::option::Option<T>;
+                }
+                impl<T> WithoutDefault<T> for &Probe<T> {
+                    fn make(&self) -> ::core::option::Option<T> {
+                        ::core::option::Option::None
+                    }
+                }
+                (&Probe::<Self>(::core::marker::PhantomData)).make()
+            }
         }
+
+        #owner_check
 
         impl #ident {
             /// The typed repository of this model over `store`: create, get, find, update,
@@ -92,4 +131,27 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             }
         }
     }
+}
+
+/// `Rules { owner, read, write }` for the model's spec.
+fn rules(g: &Gen<'_>) -> TokenStream {
+    let rt = &g.rt;
+    let owner = match g.owner {
+        Some(field) => {
+            let name = &field.name;
+            quote!(::core::option::Option::Some(#name))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let rule = |text: String| match crate::check::parse_rule(&text) {
+        Ok(crate::check::Rule::Groups(groups)) => quote!(#rt::Rule::Groups(&[#(#groups),*])),
+        Ok(crate::check::Rule::Named(variant)) => {
+            let variant = syn::Ident::new(variant, proc_macro2::Span::call_site());
+            quote!(#rt::Rule::#variant)
+        }
+        // `check` reported it already.
+        Err(_) => quote!(#rt::Rule::Nobody),
+    };
+    let (read, write) = (rule(g.model.read_rule()), rule(g.model.write_rule()));
+    quote!(#rt::Rules { owner: #owner, read: #read, write: #write })
 }

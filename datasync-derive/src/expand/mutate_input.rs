@@ -20,7 +20,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
          and the fields to change (omitted fields stay as they are; `null` clears an optional field).",
         g.type_name
     );
-    let fields = g.data.iter().map(|f| {
+    let fields = g.inputs.iter().map(|f| {
         let (ident, ty, name, docs) = (f.ident, f.ty, &f.name, &f.docs);
         quote!(#(#docs)* #[graphql(name = #name)] pub #ident: #ag::MaybeUndefined<#ty>,)
     });

@@ -56,7 +56,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             }
 
             #[doc = #find_doc]
-            #[graphql(name = #find)]
+            #[graphql(name = #find, complexity = "::datasync::__private::find_cost(&page, child_complexity)")]
             async fn find(
                 &self,
                 ctx: &#ag::Context<'_>,
@@ -69,7 +69,7 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             }
 
             #[doc = #sync_doc]
-            #[graphql(name = #sync)]
+            #[graphql(name = #sync, complexity = "::datasync::__private::sync_cost(&limit, child_complexity)")]
             async fn sync(
                 &self,
                 ctx: &#ag::Context<'_>,
