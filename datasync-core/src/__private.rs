@@ -8,6 +8,7 @@ pub use serde_json;
 pub use crate::auth::{Rule, Rules};
 pub use crate::graphql::{find_cost, sync_cost};
 pub use crate::model::OwnerField;
+pub use crate::rxdb::{Assumed, PullBulk, PushRow};
 pub use crate::subscription::Event;
 
 pub use crate::conflict::{ClientWins, Merge, ServerWins, Throw};

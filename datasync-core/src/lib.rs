@@ -13,6 +13,7 @@
 //! - [`repository`]: the typed [`Repository`] that runs every operation against a store;
 //! - [`graphql`]: shared GraphQL inputs, error codes and schema wiring;
 //! - [`realtime`] and [`subscription`]: change feeds and the subscriptions built on them;
+//! - [`rxdb`]: the RxDB replication dialect (pull, push, stream);
 //! - `http` (cargo feature `axum`): the HTTP and WebSocket service.
 //!
 //! Users depend on the `datasync` facade crate, which re-exports this one.
@@ -31,6 +32,7 @@ pub mod model;
 pub mod query;
 pub mod realtime;
 pub mod repository;
+pub mod rxdb;
 pub mod store;
 pub mod subscription;
 pub mod token;

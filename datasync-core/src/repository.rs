@@ -263,8 +263,17 @@ impl<M: Model> Repository<M> {
     ///
     /// Fails with `ALREADY_EXISTS` if the id is taken (tombstones included).
     pub async fn create(&self, input: M::Create) -> Result<Record<M>> {
+        let (id, data) = M::create_parts(input)?;
+        self.create_document(id, data).await
+    }
+
+    /// [`create`](Self::create) from the stored form of the input's fields.
+    pub(crate) async fn create_document(
+        &self,
+        id: Option<String>,
+        mut data: Document,
+    ) -> Result<Record<M>> {
         let spec = Self::spec();
-        let (id, mut data) = M::create_parts(input)?;
         spec.normalize(&mut data);
         if let Some(owner) = spec.rules.owner {
             let Some(principal) = self.caller.principal() else {
@@ -448,7 +457,7 @@ impl<M: Model> Repository<M> {
 
     /// The compare-and-set loop shared by update and delete: read, decide (directly, or by
     /// the conflict strategy), write if the version is still the one read; otherwise again.
-    async fn write(&self, op: Operation, parts: MutateParts) -> Result<Record<M>> {
+    pub(crate) async fn write(&self, op: Operation, parts: MutateParts) -> Result<Record<M>> {
         let spec = Self::spec();
         let MutateParts {
             id,

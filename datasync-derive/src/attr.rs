@@ -1,7 +1,7 @@
 //! The whole `#[datasync(...)]` attribute grammar.
 //!
 //! Container: `collection = "..."`, `plural = "..."`, `conflict = "..."`, `owner = "..."`,
-//! `auth(read = "...", write = "...")`.
+//! `auth(read = "...", write = "...")`, `rxdb`.
 //! Field: `id`, `skip_filter`, `rename = "..."`, `owner`.
 
 use proc_macro2::Span;
@@ -10,7 +10,7 @@ use syn::{Attribute, LitStr, Token};
 use crate::ctxt::Ctxt;
 
 /// Container attributes.
-pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict", "owner", "auth"];
+pub const CONTAINER_KEYS: &[&str] = &["collection", "plural", "conflict", "owner", "auth", "rxdb"];
 /// Field attributes.
 pub const FIELD_KEYS: &[&str] = &["id", "skip_filter", "rename", "owner"];
 /// The keys inside `auth(...)`.
@@ -50,6 +50,8 @@ pub struct ContainerAttrs {
     /// `owner = "field"`: names the owner field.
     pub owner: Option<Value>,
     pub auth: AuthAttrs,
+    /// `rxdb`: generate the RxDB replication dialect.
+    pub rxdb: Option<Span>,
 }
 
 /// `auth(read = "...", write = "...")`.
@@ -77,6 +79,10 @@ pub fn container(cx: &mut Ctxt, attrs: &[Attribute]) -> ContainerAttrs {
             "owner" => &mut out.owner,
             "auth" => {
                 auth(cx, &mut out.auth, meta)?;
+                return Ok(true);
+            }
+            "rxdb" => {
+                flag(cx, &mut out.rxdb, meta, &key)?;
                 return Ok(true);
             }
             _ => return Ok(false),

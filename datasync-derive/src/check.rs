@@ -39,6 +39,27 @@ pub fn check(cx: &mut Ctxt, input: &syn::DeriveInput, model: &Model<'_>) {
     check_fields(cx, model);
     check_container(cx, model);
     check_auth(cx, model);
+    check_rxdb(cx, model);
+}
+
+/// Names the RxDB documents use for metadata.
+const RXDB_NAMES: &[&str] = &["version", "deleted"];
+
+fn check_rxdb(cx: &mut Ctxt, model: &Model<'_>) {
+    if model.attrs.rxdb.is_none() {
+        return;
+    }
+    for field in model.data_fields() {
+        if RXDB_NAMES.contains(&field.name.as_str()) {
+            cx.error_spanned_by(
+                field.ident,
+                format!(
+                    "`{}` is the name RxDB documents use for datasync metadata (`rxdb` is on): rename the field or use `#[datasync(rename = \"...\")]`",
+                    field.name
+                ),
+            );
+        }
+    }
 }
 
 /// A rule of `auth(read = ..., write = ...)`: one of `AUTH_RULES`, or `group:a[,b...]`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datasync::{MongoStore, SqliteStore, Store};
 
-pub const USAGE: &str = "usage: bench [all|realtime] [--stores sqlite,mongo] [--subscribers 1000,10000] [--per-connection 100] [--writes 20]";
+pub const USAGE: &str = "usage: bench [all|realtime|rxdb] [--stores sqlite,mongo] [--subscribers 1000,10000] [--per-connection 100] [--writes 20] [--docs 10000] [--edits 1000]";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -15,6 +15,10 @@ pub struct Options {
     pub subscribers: Vec<usize>,
     pub per_connection: usize,
     pub writes: usize,
+    /// RxDB: notes a fresh client pulls.
+    pub docs: usize,
+    /// RxDB: edits timed from one client to another.
+    pub edits: usize,
 }
 
 impl Default for Options {
@@ -25,6 +29,8 @@ impl Default for Options {
             subscribers: vec![1000, 10_000],
             per_connection: 100,
             writes: 20,
+            docs: 10_000,
+            edits: 1_000,
         }
     }
 }
@@ -45,7 +51,7 @@ impl Options {
                     .collect()
             };
             match arg.as_str() {
-                "all" | "realtime" => options.what = arg.clone(),
+                "all" | "realtime" | "rxdb" => options.what = arg.clone(),
                 "--stores" => {
                     options.stores = value()?.split(',').map(str::to_owned).collect();
                     if let Some(bad) = options
@@ -59,6 +65,8 @@ impl Options {
                 "--subscribers" => options.subscribers = list(value()?)?,
                 "--per-connection" => options.per_connection = list(value()?)?[0].max(1),
                 "--writes" => options.writes = list(value()?)?[0].max(1),
+                "--docs" => options.docs = list(value()?)?[0].max(1),
+                "--edits" => options.edits = list(value()?)?[0].max(1),
                 other => return Err(format!("unknown argument {other}")),
             }
         }

@@ -4,6 +4,7 @@
 //! cargo run --release --example bench                 # everything, both stores
 //! cargo run --release --example bench -- realtime     # realtime delivery only
 //! cargo run --release --example bench -- realtime --subscribers 1000,10000 --stores sqlite
+//! cargo run --release --example bench -- rxdb         # RxDB clients (needs Node and npm)
 //! ```
 //!
 //! MongoDB figures use `MONGODB_URI` if set, else a wire-protocol test server started the
@@ -14,6 +15,7 @@
 mod app;
 mod env;
 mod realtime;
+mod rxdb;
 
 use std::process::ExitCode;
 
@@ -43,6 +45,12 @@ async fn main() -> ExitCode {
     if options.runs("realtime") {
         if let Err(e) = realtime::run(&options, mongo.as_ref()).await {
             eprintln!("realtime benchmark failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if options.runs("rxdb") {
+        if let Err(e) = rxdb::run(&options, mongo.as_ref()) {
+            eprintln!("RxDB benchmark failed: {e}");
             return ExitCode::FAILURE;
         }
     }

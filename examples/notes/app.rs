@@ -9,6 +9,7 @@ use datasync::Config;
 /// A note on someone's list. Each note belongs to the user who created it: only they see and
 /// change it (and members of the admin group).
 #[derive(DataSync, Clone, Debug)]
+#[datasync(rxdb)]
 pub struct Note {
     pub id: String,
     /// Who created it (set by the server from the caller).

@@ -102,6 +102,7 @@ pub struct Config {
     admin_group: Option<String>,
     rules: HashMap<&'static str, Arc<dyn Authorize>>,
     limits: RequestLimits,
+    push_limit: usize,
 }
 
 impl Default for Config {
@@ -112,6 +113,7 @@ impl Default for Config {
             admin_group: Some("admin".to_owned()),
             rules: HashMap::new(),
             limits: RequestLimits::default(),
+            push_limit: crate::rxdb::DEFAULT_PUSH_LIMIT,
         }
     }
 }
@@ -140,6 +142,17 @@ impl Config {
     pub fn authorize<M: Model>(mut self, rules: impl Authorize) -> Self {
         self.rules.insert(M::spec().type_name, Arc::new(rules));
         self
+    }
+
+    /// Most rows one RxDB `push<Model>` may carry (default 100); more are refused whole.
+    pub fn push_limit(mut self, rows: usize) -> Self {
+        self.push_limit = rows;
+        self
+    }
+
+    /// The push limit.
+    pub fn max_push_rows(&self) -> usize {
+        self.push_limit
     }
 
     /// Request limits (depth, complexity, fields); see [`RequestLimits`].

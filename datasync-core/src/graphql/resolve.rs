@@ -124,3 +124,40 @@ pub async fn events<M: Model>(
     let stream = repo.events(wanted, filter).await.map_err(gql)?;
     Ok(stream.map(|item| item.map_err(gql)).boxed())
 }
+
+/// `pull<Model>(checkpoint, limit)` of the RxDB dialect.
+pub async fn pull<M: Model>(
+    ctx: &Context<'_>,
+    checkpoint: Option<&str>,
+    limit: i32,
+) -> GqlResult<crate::rxdb::PullBulk<M>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    let bulk = repo.pull(checkpoint, limit).await.map_err(gql)?;
+    Ok(bulk)
+}
+
+/// `push<Model>(rows)` of the RxDB dialect: the conflicting master states.
+pub async fn push<M: Model>(
+    ctx: &Context<'_>,
+    rows: Vec<crate::rxdb::PushRow>,
+) -> GqlResult<Vec<Record<M>>> {
+    let repo = repository::<M>(ctx).map_err(gql)?;
+    let limit = ctx
+        .data_opt::<super::Config>()
+        .map_or(crate::rxdb::DEFAULT_PUSH_LIMIT, |c| c.max_push_rows());
+    let masters = repo.push(rows, limit).await.map_err(gql)?;
+    let (records, unreadable) = crate::repository::decode_all::<M, _>(masters, |r| r);
+    report(ctx, &unreadable);
+    Ok(records)
+}
+
+/// `stream<Model>` of the RxDB dialect. It never fails (an error would end RxDB's stream for
+/// good): a caller that may not read ends it at once.
+pub async fn stream<M: Model>(
+    ctx: &Context<'_>,
+) -> GqlResult<BoxStream<'static, crate::rxdb::PullBulk<M>>> {
+    match repository::<M>(ctx) {
+        Ok(repo) => Ok(repo.stream().await),
+        Err(_) => Ok(futures_util::stream::empty().boxed()),
+    }
+}

@@ -68,14 +68,18 @@ pub(crate) fn check_cursor(cursor: &Cursor, counter: i64, purged: Watermark) -> 
         Cursor::Millis(ms) => *ms < purged.ms,
     };
     if expired {
-        return Err(DataSyncError::SyncExpired {
-            message: "lastSync is too old: deleted records it has not seen were purged (or it \
-                      does not come from this server); drop the local copy and sync again from \
-                      \"0\""
-                .to_owned(),
-        });
+        return Err(sync_expired());
     }
     Ok(())
+}
+
+/// The `SYNC_EXPIRED` error.
+pub(crate) fn sync_expired() -> DataSyncError {
+    DataSyncError::SyncExpired {
+        message: "lastSync is too old: deleted records it has not seen were purged (or it does \
+                  not come from this server); drop the local copy and sync again from \"0\""
+            .to_owned(),
+    }
 }
 
 /// The watermark the next token carries after `cursor` passed [`check_cursor`] against
@@ -136,7 +140,7 @@ pub enum CasOutcome {
 #[derive(Clone)]
 pub struct StoreOptions {
     retention: Duration,
-    purge_interval: Duration,
+    purge_interval: Option<Duration>,
     clock: Arc<dyn Clock>,
     token_key: Option<TokenKey>,
     poll_interval: Duration,
@@ -147,7 +151,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             retention: Duration::from_secs(30 * 24 * 3600),
-            purge_interval: Duration::from_secs(60),
+            purge_interval: None,
             clock: Arc::new(SystemClock),
             token_key: None,
             poll_interval: Duration::from_millis(250),
@@ -160,7 +164,7 @@ impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
             .field("retention", &self.retention)
-            .field("purge_interval", &self.purge_interval)
+            .field("purge_interval", &self.purge_every())
             .field("poll_interval", &self.poll_interval)
             .field("subscription_buffer", &self.subscription_buffer)
             .finish_non_exhaustive()
@@ -175,11 +179,12 @@ impl StoreOptions {
         self
     }
 
-    /// How often each collection is purged of expired tombstones (default 1 minute): by a
-    /// background task of the store, and by sync pages when the last purge is at least this
-    /// old by the store's clock. Zero purges on every sync page.
+    /// How often each collection is purged of expired tombstones (default: every minute, or
+    /// every quarter of the retention if that is shorter): by a background task of the store,
+    /// and by sync pages when the last purge is at least this old by the store's clock. Zero
+    /// purges on every sync page.
     pub fn purge_interval(mut self, interval: Duration) -> Self {
-        self.purge_interval = interval;
+        self.purge_interval = Some(interval);
         self
     }
 
@@ -224,6 +229,7 @@ impl StoreOptions {
     /// The purge interval.
     pub fn purge_every(&self) -> Duration {
         self.purge_interval
+            .unwrap_or_else(|| Duration::from_secs(60).min(self.retention / 4))
     }
 
     /// The configured token key, if any.

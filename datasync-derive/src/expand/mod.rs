@@ -10,6 +10,7 @@ mod mutation;
 mod object;
 mod query;
 mod result_list;
+mod rxdb;
 mod subscription;
 
 use proc_macro2::{Ident, TokenStream};
@@ -59,6 +60,20 @@ pub struct Gen<'a> {
     pub query: Ident,
     pub mutation: Ident,
     pub subscription: Ident,
+    /// The RxDB dialect's types (`NoteRxDocument`, `NotePullBulk`, ...).
+    pub rx: RxNames,
+}
+
+/// The generated names of the RxDB dialect.
+pub struct RxNames {
+    pub enabled: bool,
+    pub document: Ident,
+    pub input_document: Ident,
+    pub checkpoint: Ident,
+    pub input_checkpoint: Ident,
+    pub pull_bulk: Ident,
+    pub push_row: Ident,
+    pub headers: Ident,
 }
 
 impl<'a> Gen<'a> {
@@ -91,6 +106,16 @@ impl<'a> Gen<'a> {
             query: format_ident!("{}Query", ident),
             mutation: format_ident!("{}Mutation", ident),
             subscription: format_ident!("{}Subscription", ident),
+            rx: RxNames {
+                enabled: model.attrs.rxdb.is_some(),
+                document: format_ident!("{}RxDocument", ident),
+                input_document: format_ident!("{}InputRxDocument", ident),
+                checkpoint: format_ident!("{}Checkpoint", ident),
+                input_checkpoint: format_ident!("{}InputCheckpoint", ident),
+                pull_bulk: format_ident!("{}PullBulk", ident),
+                push_row: format_ident!("{}InputPushRow", ident),
+                headers: format_ident!("{}InputHeaders", ident),
+            },
         }
     }
 
@@ -107,6 +132,7 @@ impl<'a> Gen<'a> {
             query::expand(self),
             mutation::expand(self),
             subscription::expand(self),
+            rxdb::expand(self),
         ];
         quote!(#(#items)*)
     }

@@ -37,6 +37,35 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
         "Deletes a {}: it becomes a tombstone that `sync{}` reports with `_deleted: true`.",
         g.type_name, g.plural
     );
+    let push = g.rx.enabled.then(|| {
+        let (document, push_row) = (&g.rx.document, &g.rx.push_row);
+        let name = g.op("push", false);
+        let argument = format!("{}PushRow", crate::naming::lower_first(&g.type_name));
+        let doc = format!(
+            "RxDB replication: applies each row (a change based on `assumedMasterState`'s \
+             `version`, or a new {}), and answers the current state of every row that \
+             conflicted.",
+            g.type_name
+        );
+        quote! {
+            #[doc = #doc]
+            #[graphql(name = #name)]
+            async fn push(
+                &self,
+                ctx: &#ag::Context<'_>,
+                #[graphql(name = #argument)] rows: ::core::option::Option<::std::vec::Vec<#push_row>>,
+            ) -> #ag::Result<::std::vec::Vec<#document>> {
+                let rows = rows
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(#push_row::into_row)
+                    .collect::<#rt::Result<::std::vec::Vec<_>>>()
+                    .map_err(|e| #ag::ErrorExtensions::extend(&e))?;
+                let masters = #rt::resolve::push::<#ident>(ctx, rows).await?;
+                ::core::result::Result::Ok(masters.into_iter().map(#document::from).collect())
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         #[derive(::core::default::Default, ::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
@@ -61,6 +90,8 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
             async fn delete(&self, ctx: &#ag::Context<'_>, input: #mutate_input) -> #ag::Result<#object> {
                 ::core::result::Result::Ok(#object::from(#rt::resolve::delete::<#ident>(ctx, input).await?))
             }
+
+            #push
         }
     }
 }

@@ -38,6 +38,29 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
          order. While `hasMore` is true, call again with the returned `lastSync`.",
         g.plural
     );
+    let pull = g.rx.enabled.then(|| {
+        let (pull_bulk, input_checkpoint) = (&g.rx.pull_bulk, &g.rx.input_checkpoint);
+        let name = g.op("pull", false);
+        let doc = format!(
+            "RxDB replication: changes to {} after `checkpoint` (null: from the beginning), at \
+             most `limit` (1..=1000).",
+            g.plural
+        );
+        quote! {
+            #[doc = #doc]
+            #[graphql(name = #name, complexity = "::datasync::__private::sync_cost(&::core::option::Option::Some(limit), child_complexity)")]
+            async fn pull(
+                &self,
+                ctx: &#ag::Context<'_>,
+                checkpoint: ::core::option::Option<#input_checkpoint>,
+                limit: i32,
+            ) -> #ag::Result<#pull_bulk> {
+                let checkpoint = checkpoint.map(|c| c.last_sync);
+                let bulk = #rt::resolve::pull::<#ident>(ctx, checkpoint.as_deref(), limit).await?;
+                ::core::result::Result::Ok(#pull_bulk::from(bulk))
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         #[derive(::core::default::Default, ::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
@@ -80,6 +103,8 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 let delta = #rt::resolve::sync::<#ident>(ctx, &last_sync, filter.as_ref(), limit).await?;
                 ::core::result::Result::Ok(#delta_list::from(delta))
             }
+
+            #pull
         }
     }
 }

@@ -52,6 +52,29 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
     );
     let stream = |item: &syn::Ident| quote!(#rt::BoxStream<'static, #ag::Result<#item>>);
     let (changes_ty, object_ty, delta_ty) = (stream(delta_list), stream(object), stream(delta));
+    let stream_op = g.rx.enabled.then(|| {
+        let (pull_bulk, headers) = (&g.rx.pull_bulk, &g.rx.headers);
+        let name = g.op("stream", false);
+        let doc = format!(
+            "RxDB replication: new changes to {} as pull bulks. The first message (and one \
+             after any restart of the feed) has no documents: pull then. Never sends an error.",
+            g.plural
+        );
+        let ty = stream(pull_bulk);
+        quote! {
+            #[doc = #doc]
+            #[graphql(name = #name)]
+            async fn stream(
+                &self,
+                ctx: &#ag::Context<'_>,
+                headers: ::core::option::Option<#headers>,
+            ) -> #ag::Result<#ty> {
+                let _ = headers;
+                let stream = #rt::resolve::stream::<#ident>(ctx).await?;
+                ::core::result::Result::Ok(#rt::StreamExt::boxed(#rt::StreamExt::map(stream, |bulk| ::core::result::Result::Ok(#pull_bulk::from(bulk)))))
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         #[derive(::core::default::Default, ::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
@@ -103,6 +126,8 @@ pub fn expand(g: &Gen<'_>) -> TokenStream {
                 let stream = #rt::resolve::events::<#ident>(ctx, #rt::Event::Deleted, filter).await?;
                 ::core::result::Result::Ok(#rt::StreamExt::boxed(#rt::StreamExt::map(stream, |item| item.map(#delta::from))))
             }
+
+            #stream_op
         }
     }
 }
