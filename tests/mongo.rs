@@ -405,3 +405,213 @@ async fn several_processes_with_skewed_clocks_never_lose_a_change() {
         page["lastSync"]
     );
 }
+
+const SYNC: &str =
+    "query($s: String) { syncNotes(lastSync: $s) { lastSync hasMore items { id _version } } }";
+
+/// A number as the server hands it back (Int32 or Int64).
+fn number(doc: &datasync::mongodb::bson::Document, key: &str) -> i64 {
+    match doc.get(key) {
+        Some(datasync::mongodb::bson::Bson::Int32(i)) => i64::from(*i),
+        Some(datasync::mongodb::bson::Bson::Int64(i)) => *i,
+        other => panic!("{key} is not a number: {other:?}"),
+    }
+}
+
+async fn sync_from(g: &Gql, token: &Json) -> (Json, Vec<String>) {
+    let page = g.ok(SYNC, json!({"s": token})).await;
+    let ids = page["syncNotes"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect();
+    (page["syncNotes"]["lastSync"].clone(), ids)
+}
+
+/// Positions a stamper announced but has not written yet stay pending in the token: written
+/// later, they reach a client that synced in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_in_flight_stay_pending_until_written() {
+    let store = MongoStore::connect(&mongodb_uri(), &fresh_database())
+        .await
+        .unwrap();
+    let g = Gql::new(Arc::new(store.clone()));
+    g.note(json!({"id": "a"})).await;
+    let (token, ids) = sync_from(&g, &json!("0")).await;
+    assert_eq!(ids, ["a"]);
+    // Another process's stamper: it took position n and announced it, and stalls.
+    let counters = store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("_datasync_collections");
+    let before = counters
+        .find_one(doc! {"_id": "notes"})
+        .await
+        .unwrap()
+        .unwrap();
+    let lo = number(&before, "seq");
+    counters
+        .update_one(
+            doc! {"_id": "notes"},
+            doc! {"$inc": {"seq": 1i64}, "$set": {"res.slow.lo": lo}, "$currentDate": {"res.slow.at": true}},
+        )
+        .await
+        .unwrap();
+    let (held, ids) = sync_from(&g, &token).await;
+    assert!(ids.is_empty());
+    assert!(
+        held.as_str().unwrap().contains('p'),
+        "position {} is pending in {held}",
+        lo + 1
+    );
+    // The stamper goes on: its record is written at that position, the reservation goes.
+    let notes = store
+        .database()
+        .collection::<datasync::mongodb::bson::Document>("notes");
+    notes
+        .insert_one(doc! {
+            "_id": "late", "owner": "tester", "title": "t", "description": null, "priority": 1i64, "done": false,
+            "tags": [], "_version": 1i64, "_deleted": false, "createdAt": 1i64,
+            "updatedAt": 1i64, "_seq": lo + 1,
+        })
+        .await
+        .unwrap();
+    counters
+        .update_one(doc! {"_id": "notes"}, doc! {"$unset": {"res.slow": ""}})
+        .await
+        .unwrap();
+    let (done, ids) = sync_from(&g, &held).await;
+    assert_eq!(ids, ["late"], "the pending position was delivered");
+    assert!(
+        !done.as_str().unwrap().contains('p'),
+        "nothing pending: {done}"
+    );
+}
+
+/// A stamper that stalls past the timeout is fenced: its reservation is dropped, and the
+/// statements it still sends match nothing (the record it read got a new mark), so nothing
+/// is ever written at a position a reader stopped waiting for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stamper_is_fenced() {
+    let store = MongoStore::connect(&mongodb_uri(), &fresh_database())
+        .await
+        .unwrap();
+    let g = Gql::new(Arc::new(store.clone()));
+    g.note(json!({"id": "a"})).await;
+    let (token, _) = sync_from(&g, &json!("0")).await;
+    let db = store.database();
+    let notes = db.collection::<datasync::mongodb::bson::Document>("notes");
+    let counters = db.collection::<datasync::mongodb::bson::Document>("_datasync_collections");
+    // A record written by another process, waiting for its position (mark `_u`) ...
+    let mark = "0000000000000001deadbeef";
+    notes
+        .insert_one(doc! {
+            "_id": "late", "owner": "tester", "title": "t", "description": null, "priority": 1i64, "done": false,
+            "tags": [], "_version": 1i64, "_deleted": false, "createdAt": 1i64,
+            "updatedAt": 1i64, "_u": mark,
+        })
+        .await
+        .unwrap();
+    // ... read by a stamper that reserved a position for it 11 s ago and stalled.
+    let counter = counters
+        .find_one_and_update(doc! {"_id": "notes"}, doc! {"$inc": {"seq": 1i64}})
+        .return_document(datasync::mongodb::options::ReturnDocument::After)
+        .await
+        .unwrap()
+        .unwrap();
+    let reserved = number(&counter, "seq");
+    let long_ago = datasync::mongodb::bson::DateTime::from_millis(
+        datasync::mongodb::bson::DateTime::now().timestamp_millis() - 11_000,
+    );
+    counters
+        .update_one(
+            doc! {"_id": "notes"},
+            doc! {"$set": {"res.stalled.lo": reserved - 1, "res.stalled.at": long_ago}},
+        )
+        .await
+        .unwrap();
+    // A reader does not wait for it: the record comes at a new position, nothing pending.
+    let (next, ids) = sync_from(&g, &token).await;
+    assert_eq!(ids, ["late"]);
+    assert!(!next.as_str().unwrap().contains('p'), "{next}");
+    let counter = counters
+        .find_one(doc! {"_id": "notes"})
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        counter
+            .get_document("res")
+            .map_or(true, |r| !r.contains_key("stalled")),
+        "the stalled reservation is gone: {counter}"
+    );
+    // The stamper wakes up and writes the position it reserved: it matches nothing.
+    let late = notes
+        .update_one(
+            doc! {"_id": "late", "_u": mark},
+            doc! {"$set": {"_seq": reserved}, "$unset": {"_u": ""}},
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.matched_count, 0);
+    let stored = notes.find_one(doc! {"_id": "late"}).await.unwrap().unwrap();
+    assert_ne!(number(&stored, "_seq"), reserved);
+    let (_, ids) = sync_from(&g, &next).await;
+    assert!(ids.is_empty(), "delivered once: {ids:?}");
+}
+
+/// A process decides updates on its recent copy of a record: a copy made stale by another
+/// process never lets an edit based on an old version through, and never blocks an edit
+/// based on the current one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_recent_copies_never_decide_a_write() {
+    let db = fresh_database();
+    let a = Gql::new(Arc::new(
+        MongoStore::connect(&mongodb_uri(), &db).await.unwrap(),
+    ));
+    let b = Gql::new(Arc::new(
+        MongoStore::connect(&mongodb_uri(), &db).await.unwrap(),
+    ));
+    const UPDATE: &str =
+        "mutation($i: MutateNoteInput!) { updateNote(input: $i) { _version title } }";
+    const DELETE: &str = "mutation($i: MutateNoteInput!) { deleteNote(input: $i) { _version } }";
+    a.note(json!({"id": "n", "title": "one"})).await; // a's copy: version 1
+    b.ok(
+        UPDATE,
+        json!({"i": {"id": "n", "_version": 1, "title": "two"}}),
+    )
+    .await;
+    // An edit based on version 1 is a conflict, though a's copy says version 1.
+    let err = a
+        .err(
+            UPDATE,
+            json!({"i": {"id": "n", "_version": 1, "title": "stale"}}),
+        )
+        .await;
+    assert_eq!(code(&err), "CONFLICT", "{err}");
+    assert_eq!(
+        err["extensions"]["conflictInfo"]["serverState"]["title"],
+        "two"
+    );
+    // An edit based on the current version goes through on a (which now knows it).
+    let done = a
+        .ok(
+            UPDATE,
+            json!({"i": {"id": "n", "_version": 2, "title": "three"}}),
+        )
+        .await;
+    assert_eq!(done["updateNote"], json!({"_version": 3, "title": "three"}));
+    // b's copy is stale now; b deletes based on version 3, then retries the same delete.
+    let deleted = b.ok(DELETE, json!({"i": {"id": "n", "_version": 3}})).await;
+    assert_eq!(deleted["deleteNote"], json!({"_version": 4}));
+    // a still holds version 3: a retried delete based on 3 is answered with the tombstone.
+    let retried = a.ok(DELETE, json!({"i": {"id": "n", "_version": 3}})).await;
+    assert_eq!(retried["deleteNote"], json!({"_version": 4}));
+    let err = a
+        .err(
+            UPDATE,
+            json!({"i": {"id": "n", "_version": 3, "title": "gone"}}),
+        )
+        .await;
+    assert_eq!(code(&err), "NOT_FOUND", "{err}");
+}

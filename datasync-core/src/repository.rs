@@ -473,74 +473,29 @@ impl<M: Model> Repository<M> {
         };
         let strategy = self.strategy.as_deref().unwrap_or(spec.conflict);
         let scope = self.read_scope()?;
-        // A stale compare-and-set hands back the state that beat it: decide again on that.
-        let mut seen = self.store.get(spec, &id).await?;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            // A record the caller may not read is, for it, not there.
-            let Some(current) = seen.filter(|rec| scope.allows(rec)) else {
-                return Err(DataSyncError::NotFound { id });
-            };
-            let deleted = current.meta.deleted;
-            // Deleting what is already deleted, based on the version the delete started
-            // from: a retry, answered with the tombstone it made.
-            if op == Operation::Delete
-                && deleted
-                && base.checked_add(1) == Some(current.meta.version)
-            {
-                return decode(current).map_err(|e| e.into_internal());
-            }
-            let data = if !deleted && current.meta.version == base {
-                match op {
-                    Operation::Update => overlay(&current.data, &patch),
-                    Operation::Delete => current.data.clone(),
+        // The store's recent copy saves a read when it is current: the compare-and-set
+        // checks that. Any answer that writes nothing is decided on a fresh read instead.
+        let mut seen = self.store.recent(spec, &id);
+        let mut fresh = seen.is_none();
+        if fresh {
+            seen = self.store.get(spec, &id).await?;
+        }
+        let mut attempts = 0;
+        while attempts < MAX_CAS_ATTEMPTS {
+            let decision = self.decide(op, &id, base, &patch, &scope, strategy, seen);
+            let (current, data) = match decision {
+                Ok(Decision::Write { current, data }) => (current, data),
+                _ if !fresh => {
+                    seen = self.store.get(spec, &id).await?;
+                    fresh = true;
+                    continue;
                 }
-            } else {
-                let conflict = Conflict {
-                    operation: op,
-                    server: &current,
-                    base_version: base,
-                    patch: &patch,
-                };
-                match strategy.resolve(&conflict) {
-                    Resolution::Apply(_) | Resolution::KeepServer
-                        if deleted && op == Operation::Delete =>
-                    {
-                        return decode(current).map_err(|e| e.into_internal())
-                    }
-                    Resolution::Apply(data) => data,
-                    Resolution::KeepServer if !deleted => {
-                        return decode(current).map_err(|e| e.into_internal())
-                    }
-                    Resolution::KeepServer => return Err(DataSyncError::NotFound { id }),
-                    Resolution::Reject { .. } if deleted && op == Operation::Update => {
-                        return Err(DataSyncError::NotFound { id })
-                    }
-                    Resolution::Reject { conflicting_fields } => {
-                        return Err(conflict_error(
-                            op,
-                            &current,
-                            client_state(),
-                            conflicting_fields,
-                        ))
-                    }
+                Ok(Decision::Answer(current)) => {
+                    return decode(current).map_err(|e| e.into_internal())
                 }
+                Err(e) => return Err(e),
             };
-            // The owner never changes, whatever a strategy decided.
-            let mut data = data;
-            if let Some(owner) = spec.rules.owner {
-                match current.data.get(owner) {
-                    Some(value) => data.insert(owner.to_owned(), value.clone()),
-                    None => data.remove(owner),
-                };
-            }
-            self.check_write(Write {
-                kind: match op {
-                    Operation::Update => WriteKind::Update,
-                    Operation::Delete => WriteKind::Delete,
-                },
-                before: Some(&current),
-                after: &data,
-            })?;
+            attempts += 1;
             let value =
                 M::from_document(id.clone(), data.clone()).map_err(FieldError::into_bad_input)?;
             let new = Replacement {
@@ -555,7 +510,10 @@ impl<M: Model> Repository<M> {
                         meta: rec.meta,
                     })
                 }
-                CasOutcome::Stale(now) => seen = now,
+                CasOutcome::Stale(now) => {
+                    seen = now;
+                    fresh = true;
+                }
             }
         }
         // The record kept changing under us: report the conflict against its latest state.
@@ -567,6 +525,106 @@ impl<M: Model> Repository<M> {
             None => Err(DataSyncError::NotFound { id }),
         }
     }
+
+    /// What an update or delete based on version `base` does to `seen`: write `data` over
+    /// `current`, answer with a record as it is, or fail.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &self,
+        op: Operation,
+        id: &str,
+        base: i64,
+        patch: &Document,
+        scope: &Scope,
+        strategy: &dyn ConflictStrategy,
+        seen: Option<StoredRecord>,
+    ) -> Result<Decision> {
+        let spec = Self::spec();
+        let client_state = || {
+            let mut state = patch.clone();
+            state.insert("id".into(), json!(id));
+            state.insert("_version".into(), json!(base));
+            Json::Object(state)
+        };
+        let id = id.to_owned();
+        // A record the caller may not read is, for it, not there.
+        let Some(current) = seen.filter(|rec| scope.allows(rec)) else {
+            return Err(DataSyncError::NotFound { id });
+        };
+        // Deleting what is already deleted, based on the version the delete started
+        // from: a retry, answered with the tombstone it made.
+        if op == Operation::Delete && deleted_retry(&current, base) {
+            return Ok(Decision::Answer(current));
+        }
+        let deleted = current.meta.deleted;
+        let data = if !deleted && current.meta.version == base {
+            match op {
+                Operation::Update => overlay(&current.data, patch),
+                Operation::Delete => current.data.clone(),
+            }
+        } else {
+            let conflict = Conflict {
+                operation: op,
+                server: &current,
+                base_version: base,
+                patch,
+            };
+            match strategy.resolve(&conflict) {
+                Resolution::Apply(_) | Resolution::KeepServer
+                    if deleted && op == Operation::Delete =>
+                {
+                    return Ok(Decision::Answer(current))
+                }
+                Resolution::Apply(data) => data,
+                Resolution::KeepServer if !deleted => return Ok(Decision::Answer(current)),
+                Resolution::KeepServer => return Err(DataSyncError::NotFound { id }),
+                Resolution::Reject { .. } if deleted && op == Operation::Update => {
+                    return Err(DataSyncError::NotFound { id })
+                }
+                Resolution::Reject { conflicting_fields } => {
+                    return Err(conflict_error(
+                        op,
+                        &current,
+                        client_state(),
+                        conflicting_fields,
+                    ))
+                }
+            }
+        };
+        // The owner never changes, whatever a strategy decided.
+        let mut data = data;
+        if let Some(owner) = spec.rules.owner {
+            match current.data.get(owner) {
+                Some(value) => data.insert(owner.to_owned(), value.clone()),
+                None => data.remove(owner),
+            };
+        }
+        self.check_write(Write {
+            kind: match op {
+                Operation::Update => WriteKind::Update,
+                Operation::Delete => WriteKind::Delete,
+            },
+            before: Some(&current),
+            after: &data,
+        })?;
+        Ok(Decision::Write { current, data })
+    }
+}
+
+/// What [`Repository::write`] does with the state it read.
+enum Decision {
+    /// Write `data` over `current` (compare-and-set on its version).
+    Write {
+        current: StoredRecord,
+        data: Document,
+    },
+    /// Write nothing; answer with this record.
+    Answer(StoredRecord),
+}
+
+/// A delete based on `base` meets the tombstone that delete made: a retry.
+fn deleted_retry(current: &StoredRecord, base: i64) -> bool {
+    current.meta.deleted && base.checked_add(1) == Some(current.meta.version)
 }
 
 /// A changed record as a client with `scope` receives it: as it is when it `matches` the

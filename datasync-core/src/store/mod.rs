@@ -15,8 +15,6 @@
 
 #[cfg(feature = "mongodb")]
 pub mod mongo;
-#[cfg(feature = "mongodb")]
-mod mongo_filter;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -274,8 +272,10 @@ impl PurgeSchedule {
 ///
 /// Every method is one atomic step on the store. Implementations must keep the invariants the
 /// conformance tests check:
-/// - `insert` and `compare_and_set` take the collection's next change sequence number in the
-///   same atomic step as the write, so that sequence order is commit order;
+/// - every committed `insert` and `compare_and_set` gets a change position above every
+///   position a `sync` could have handed out before the write committed (SQLite takes it in
+///   the write's transaction; MongoDB gives positions to committed writes in batches, see
+///   `docs/sync.md`);
 /// - `compare_and_set` writes only if the stored version equals the expected one, and sets
 ///   `version = expected + 1`;
 /// - `sync` returns changes strictly after the token in sequence order, and a token that lets
@@ -344,6 +344,15 @@ pub trait Store: Send + Sync + 'static {
     /// The realtime hub of this store (shared by its clones), which runs one reader per
     /// collection for all subscribers. Stores without one get a hub per schema.
     fn hub(&self) -> Option<Arc<Hub>> {
+        None
+    }
+
+    /// The record as this process last wrote or read it, if the store keeps such copies
+    /// (the default keeps none). It may be stale: it only seeds a `compare_and_set`, which
+    /// checks the version and hands back the stored state when it is not the one expected.
+    /// Versions are never reused for an id, so a stale copy can never pass that check.
+    fn recent(&self, spec: &'static ModelSpec, id: &str) -> Option<StoredRecord> {
+        let _ = (spec, id);
         None
     }
 }
@@ -436,6 +445,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
 
     fn hub(&self) -> Option<Arc<Hub>> {
         (**self).hub()
+    }
+
+    fn recent(&self, spec: &'static ModelSpec, id: &str) -> Option<StoredRecord> {
+        (**self).recent(spec, id)
     }
 }
 

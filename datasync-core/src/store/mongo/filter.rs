@@ -11,7 +11,17 @@ use mongodb::bson::{doc, Bson, Document};
 use crate::filter::{FieldRef, Filter, Op, Scalar};
 use crate::query::{Order, OrderField};
 
-/// The query document for `filter`.
+/// All of `parts` (empty ones left out): one of them as it is, several under `$and`.
+pub(crate) fn all_of<const N: usize>(parts: [Document; N]) -> Document {
+    let mut parts: Vec<Document> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    match parts.len() {
+        0 => Document::new(),
+        1 => parts.remove(0),
+        _ => doc! { "$and": parts },
+    }
+}
+
+/// The query document for `filter` (empty for [`Filter::All`]).
 pub(crate) fn query(filter: &Filter) -> Document {
     match filter {
         Filter::All => Document::new(),
