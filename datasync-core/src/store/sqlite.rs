@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::Semaphore;
 
 use super::sqlite_filter::{ident, SqlBuf};
@@ -55,7 +55,8 @@ pub struct SqliteStore {
 }
 
 struct Inner {
-    writer: Mutex<Connection>,
+    /// The writer connection's thread.
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
     /// One permit per idle read connection.
     reader_slots: Semaphore,
@@ -203,7 +204,7 @@ impl SqliteStore {
         };
         let store = SqliteStore {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer: Writer::start(writer, opts.clone())?,
                 readers: Mutex::new(readers),
                 reader_slots: Semaphore::new(READERS),
                 ready: Mutex::new(HashSet::new()),
@@ -288,19 +289,14 @@ impl SqliteStore {
         self.on_writer(f).await
     }
 
-    /// Runs `f` with the writer connection on the blocking pool.
+    /// Runs `f` on the writer thread, inside a transaction it may share with other writes
+    /// (so `f` works in a savepoint); answers once that transaction committed.
     async fn on_writer<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &StoreOptions) -> Step<T> + Send + 'static,
     {
-        let inner = Arc::clone(&self.inner);
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut conn, &inner.opts)
-        })
-        .await;
-        finish(joined)
+        self.inner.writer.run(f).await
     }
 
     /// Runs `f` with a read connection on the blocking pool, after setting up `spec`'s
@@ -345,7 +341,7 @@ impl SqliteStore {
     /// Purges `collection` of expired tombstones now.
     async fn purge_collection(&self, collection: &'static str) -> Result<u64> {
         self.on_writer(move |conn, opts| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             let n = purge(&tx, collection, opts.purge_cutoff())?;
             tx.commit()?;
             Ok(n)
@@ -368,6 +364,8 @@ fn connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The hot statements of a few collections stay compiled.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 
@@ -432,15 +430,12 @@ fn create_collection(conn: &Connection, collection: &str) -> rusqlite::Result<()
 }
 
 /// Takes the collection's next sequence number and a timestamp that never goes backwards.
-fn stamp(tx: &Transaction<'_>, collection: &str, now: i64) -> rusqlite::Result<(i64, i64)> {
-    tx.query_row(
-        &format!(
-            "UPDATE {COLLECTIONS} SET seq = seq + 1, last_ms = MAX(last_ms, ?1)
-             WHERE name = ?2 RETURNING seq, last_ms"
-        ),
-        params![now, collection],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )
+fn stamp(tx: &Connection, collection: &str, now: i64) -> rusqlite::Result<(i64, i64)> {
+    tx.prepare_cached(&format!(
+        "UPDATE {COLLECTIONS} SET seq = seq + 1, last_ms = MAX(last_ms, ?1)
+         WHERE name = ?2 RETURNING seq, last_ms"
+    ))?
+    .query_row(params![now, collection], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
 /// A row of `COLUMNS` as a record (`None`, logged, if its stored JSON is unreadable, so that
@@ -473,11 +468,10 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<(Option<StoredRecord>, i64)> {
 }
 
 fn select_one(conn: &Connection, table: &str, id: &str) -> rusqlite::Result<Option<StoredRecord>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM {table} AS t WHERE t.id = ?1"),
-        params![id],
-        read_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM {table} AS t WHERE t.id = ?1"
+    ))?
+    .query_row(params![id], read_row)
     .optional()
     .map(|found| found.and_then(|(rec, _)| rec))
 }
@@ -489,7 +483,7 @@ fn to_json_text<T: serde::Serialize>(value: &T) -> Step<String> {
 
 /// Deletes tombstones older than the retention, raising the purge watermark and keeping each
 /// one's id and version (a re-created id continues after it).
-fn purge(tx: &Transaction<'_>, collection: &str, cutoff: i64) -> rusqlite::Result<u64> {
+fn purge(tx: &Connection, collection: &str, cutoff: i64) -> rusqlite::Result<u64> {
     let table = ident(collection);
     let mut stmt = tx.prepare(&format!(
         "DELETE FROM {table} WHERE deleted = 1 AND updated_at < ?1
@@ -543,29 +537,26 @@ impl Store for SqliteStore {
         let written = self.write(spec, move |conn, opts| {
             let table = ident(spec.collection);
             let text = to_json_text(&data)?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = conn.savepoint()?;
             if let Some(existing) = select_one(&tx, &table, &id)? {
                 return Ok(InsertOutcome::Exists(existing));
             }
             // An id whose tombstone was purged continues after its last version, so that an
             // edit based on the old record can never match the new one.
             let previous: Option<i64> = tx
-                .query_row(
-                    &format!("SELECT version FROM {PURGED} WHERE collection = ?1 AND id = ?2"),
-                    params![spec.collection, id],
-                    |r| r.get(0),
-                )
+                .prepare_cached(&format!(
+                    "SELECT version FROM {PURGED} WHERE collection = ?1 AND id = ?2"
+                ))?
+                .query_row(params![spec.collection, id], |r| r.get(0))
                 .optional()?;
             let version = previous.map_or(1, |v| v.saturating_add(1));
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO {table}
-                     (id, data, version, created_at, updated_at, deleted, seq, first_version)
-                     VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?3)"
-                ),
-                params![id, text, version, ms, seq],
-            )?;
+            tx.prepare_cached(&format!(
+                "INSERT INTO {table}
+                 (id, data, version, created_at, updated_at, deleted, seq, first_version)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0, ?5, ?3)"
+            ))?
+            .execute(params![id, text, version, ms, seq])?;
             if previous.is_some() {
                 tx.execute(
                     &format!("DELETE FROM {PURGED} WHERE collection = ?1 AND id = ?2"),
@@ -606,15 +597,15 @@ impl Store for SqliteStore {
             let table = ident(spec.collection);
             let text = to_json_text(&new.data)?;
             let versions = to_json_text(&new.field_versions)?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut tx = conn.savepoint()?;
             let (seq, ms) = stamp(&tx, spec.collection, opts.now_millis())?;
             let written = tx
+                .prepare_cached(&format!(
+                    "UPDATE {table} SET data = ?1, version = version + 1,
+                     updated_at = ?2, deleted = ?3, seq = ?4, field_versions = ?5
+                     WHERE id = ?6 AND version = ?7 RETURNING {RETURNED}"
+                ))?
                 .query_row(
-                    &format!(
-                        "UPDATE {table} SET data = ?1, version = version + 1,
-                         updated_at = ?2, deleted = ?3, seq = ?4, field_versions = ?5
-                         WHERE id = ?6 AND version = ?7 RETURNING {RETURNED}"
-                    ),
                     params![text, ms, new.deleted, seq, versions, id, expected],
                     read_row,
                 )
@@ -628,6 +619,7 @@ impl Store for SqliteStore {
                 None => {
                     // Nothing written: give the sequence number back and report what is there.
                     tx.rollback()?;
+                    drop(tx);
                     Ok(CasOutcome::Stale(select_one(conn, &table, &id)?))
                 }
             }
@@ -825,4 +817,96 @@ fn sync_page(
         next: SyncToken::issue(next, &inner.key, spec.collection),
         has_more,
     })
+}
+
+/// A finished write, waiting for its transaction: told the commit's error, if any.
+type Completion = Box<dyn FnOnce(Option<&rusqlite::Error>) + Send>;
+/// A write to run on the writer thread.
+type Job = Box<dyn FnOnce(&mut Connection, &StoreOptions) -> Completion + Send>;
+
+/// Writes queued to this many at most share one transaction.
+const GROUP_COMMIT: usize = 64;
+
+/// The thread that owns the writer connection. It takes the writes queued for it, runs
+/// those waiting together in one transaction (each in its own savepoint, so that a failing
+/// write undoes only itself) and answers each after the commit: one commit for many
+/// concurrent writes instead of one each, and no lock to contend for.
+struct Writer(std::sync::mpsc::Sender<Job>);
+
+impl Writer {
+    fn start(mut conn: Connection, opts: StoreOptions) -> Result<Writer> {
+        let (queue, jobs) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("datasync-sqlite-writer".into())
+            .spawn(move || {
+                // Ends when the store (every sender) is gone.
+                while let Ok(first) = jobs.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < GROUP_COMMIT {
+                        match jobs.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+                        // Each write is told (its own savepoint-less run would fail alike).
+                        for job in batch {
+                            drop(job);
+                        }
+                        tracing::error!(target: "datasync", "the SQLite writer cannot begin a transaction: {e}");
+                        continue;
+                    }
+                    let done: Vec<Completion> = batch
+                        .into_iter()
+                        .filter_map(|job| {
+                            // A panicking write is dropped (its caller gets an error); its
+                            // savepoint rolled back while unwinding.
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                job(&mut conn, &opts)
+                            }))
+                            .ok()
+                        })
+                        .collect();
+                    let committed = conn.execute_batch("COMMIT");
+                    if committed.is_err() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    for complete in done {
+                        complete(committed.as_ref().err());
+                    }
+                }
+            })
+            .map_err(|e| DataSyncError::internal("the SQLite store could not start", e))?;
+        Ok(Writer(queue))
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &StoreOptions) -> Step<T> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn, opts| {
+            let result = f(conn, opts);
+            Box::new(move |commit_error: Option<&rusqlite::Error>| {
+                let result = match (result, commit_error) {
+                    (Ok(_), Some(e)) => Err(DataSyncError::internal(
+                        "the SQLite store failed",
+                        format!("commit: {e}"),
+                    )),
+                    (result, _) => finish(Ok(result)),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        self.0.send(job).map_err(|_| {
+            DataSyncError::internal("the SQLite store failed", "the writer stopped")
+        })?;
+        answered.await.unwrap_or_else(|_| {
+            Err(DataSyncError::internal(
+                "the SQLite store failed",
+                "a write ended without an answer",
+            ))
+        })
+    }
 }
