@@ -465,12 +465,6 @@ impl<M: Model> Repository<M> {
             mut patch,
         } = parts;
         spec.normalize(&mut patch);
-        let client_state = || {
-            let mut state = patch.clone();
-            state.insert("id".into(), json!(id));
-            state.insert("_version".into(), json!(base));
-            Json::Object(state)
-        };
         let strategy = self.strategy.as_deref().unwrap_or(spec.conflict);
         let scope = self.read_scope()?;
         // The store's recent copy saves a read when it is current: the compare-and-set
@@ -520,7 +514,12 @@ impl<M: Model> Repository<M> {
         match seen {
             Some(rec) => {
                 let fields = differing_fields(&rec.data, &patch);
-                Err(conflict_error(op, &rec, client_state(), fields))
+                Err(conflict_error(
+                    op,
+                    &rec,
+                    client_state(&id, base, &patch),
+                    fields,
+                ))
             }
             None => Err(DataSyncError::NotFound { id }),
         }
@@ -540,12 +539,6 @@ impl<M: Model> Repository<M> {
         seen: Option<StoredRecord>,
     ) -> Result<Decision> {
         let spec = Self::spec();
-        let client_state = || {
-            let mut state = patch.clone();
-            state.insert("id".into(), json!(id));
-            state.insert("_version".into(), json!(base));
-            Json::Object(state)
-        };
         let id = id.to_owned();
         // A record the caller may not read is, for it, not there.
         let Some(current) = seen.filter(|rec| scope.allows(rec)) else {
@@ -585,7 +578,7 @@ impl<M: Model> Repository<M> {
                     return Err(conflict_error(
                         op,
                         &current,
-                        client_state(),
+                        client_state(&id, base, patch),
                         conflicting_fields,
                     ))
                 }
@@ -620,6 +613,14 @@ enum Decision {
     },
     /// Write nothing; answer with this record.
     Answer(StoredRecord),
+}
+
+/// What the client sent, as `conflictInfo.clientState` shows it.
+fn client_state(id: &str, base: i64, patch: &Document) -> Json {
+    let mut state = patch.clone();
+    state.insert("id".into(), json!(id));
+    state.insert("_version".into(), json!(base));
+    Json::Object(state)
 }
 
 /// A delete based on `base` meets the tombstone that delete made: a retry.

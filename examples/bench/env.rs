@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use datasync::{MongoStore, SqliteStore, Store};
 
-pub const USAGE: &str = "usage: bench [all|realtime|rxdb] [--stores sqlite,mongo] [--subscribers 1000,10000] [--per-connection 100] [--writes 20] [--docs 10000] [--edits 1000]";
+pub const USAGE: &str = "usage: bench [all|throughput|realtime|rxdb] [--stores sqlite,mongo] [--ops 2000] [--concurrency 8] [--sync-records 100000] [--svg PATH] [--subscribers 1000,10000] [--per-connection 100] [--writes 20] [--docs 10000] [--edits 1000]";
 
 /// Command-line options.
 #[derive(Debug, Clone)]
@@ -19,6 +19,14 @@ pub struct Options {
     pub docs: usize,
     /// RxDB: edits timed from one client to another.
     pub edits: usize,
+    /// Throughput: operations per measured cell.
+    pub ops: usize,
+    /// Throughput: concurrent clients.
+    pub concurrency: usize,
+    /// Throughput: records a client syncs while the server's memory is watched.
+    pub sync_records: usize,
+    /// Throughput: where the chart goes (default `docs/bench/throughput.svg`).
+    pub svg: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -31,6 +39,10 @@ impl Default for Options {
             writes: 20,
             docs: 10_000,
             edits: 1_000,
+            ops: 2_000,
+            concurrency: 8,
+            sync_records: 100_000,
+            svg: None,
         }
     }
 }
@@ -51,7 +63,7 @@ impl Options {
                     .collect()
             };
             match arg.as_str() {
-                "all" | "realtime" | "rxdb" => options.what = arg.clone(),
+                "all" | "throughput" | "realtime" | "rxdb" => options.what = arg.clone(),
                 "--stores" => {
                     options.stores = value()?.split(',').map(str::to_owned).collect();
                     if let Some(bad) = options
@@ -67,6 +79,10 @@ impl Options {
                 "--writes" => options.writes = list(value()?)?[0].max(1),
                 "--docs" => options.docs = list(value()?)?[0].max(1),
                 "--edits" => options.edits = list(value()?)?[0].max(1),
+                "--ops" => options.ops = list(value()?)?[0].max(1),
+                "--concurrency" => options.concurrency = list(value()?)?[0].max(1),
+                "--sync-records" => options.sync_records = list(value()?)?[0].max(1),
+                "--svg" => options.svg = Some(PathBuf::from(value()?)),
                 other => return Err(format!("unknown argument {other}")),
             }
         }

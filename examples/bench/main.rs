@@ -2,6 +2,8 @@
 //!
 //! ```sh
 //! cargo run --release --example bench                 # everything, both stores
+//! cargo run --release --example bench -- throughput   # raw driver vs repository vs HTTP
+//! cargo run --release --example bench -- throughput --ops 5000 --concurrency 16
 //! cargo run --release --example bench -- realtime     # realtime delivery only
 //! cargo run --release --example bench -- realtime --subscribers 1000,10000 --stores sqlite
 //! cargo run --release --example bench -- rxdb         # RxDB clients (needs Node and npm)
@@ -16,6 +18,7 @@ mod app;
 mod env;
 mod realtime;
 mod rxdb;
+mod throughput;
 
 use std::process::ExitCode;
 
@@ -26,6 +29,7 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some(realtime::CLIENT) => return realtime::client(&args[1..]).await,
         Some(realtime::SERVER) => return realtime::server(&args[1..]).await,
+        Some(throughput::SERVER) => return throughput::server(&args[1..]).await,
         _ => {}
     }
     let options = match env::Options::parse(&args) {
@@ -42,6 +46,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if options.runs("throughput") {
+        if let Err(e) = throughput::run(&options, mongo.as_ref()).await {
+            eprintln!("throughput benchmark failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if options.runs("realtime") {
         if let Err(e) = realtime::run(&options, mongo.as_ref()).await {
             eprintln!("realtime benchmark failed: {e}");

@@ -162,7 +162,7 @@ async fn measure(
 ) -> Result<Row, String> {
     let store = env::store(kind, mongo).await?;
     let hub = store.hub().ok_or("the store has no hub")?;
-    let notes = Note::repository(&store);
+    let notes = Note::repository(&store).for_principal(datasync::Principal::new("bench"));
     let create = |title: String| CreateNoteInput {
         id: None,
         title,
@@ -178,7 +178,11 @@ async fn measure(
     let schema = crate::app::schema_with(store.clone(), Config::default());
     let router = datasync::http::router_with(
         schema,
-        HttpConfig::default().subscriptions_per_connection(options.per_connection),
+        HttpConfig::default()
+            .subscriptions_per_connection(options.per_connection)
+            .authentication(datasync::http::Authentication::As(
+                datasync::Principal::new("bench"),
+            )),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -849,11 +849,9 @@ impl Writer {
                         }
                     }
                     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-                        // Each write is told (its own savepoint-less run would fail alike).
-                        for job in batch {
-                            drop(job);
-                        }
+                        // Dropping the writes answers each with an error.
                         tracing::error!(target: "datasync", "the SQLite writer cannot begin a transaction: {e}");
+                        drop(batch);
                         continue;
                     }
                     let done: Vec<Completion> = batch

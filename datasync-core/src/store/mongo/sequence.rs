@@ -141,18 +141,7 @@ impl MongoStore {
         }
         let mut held: Option<String> = None;
         for _ in 0..MAX_BATCHES {
-            let marked: Vec<Document> = self
-                .data(spec)
-                .find(doc! { "_u": { "$gt": "" } })
-                .projection(doc! { "_id": 1, "_u": 1 })
-                .sort(doc! { "_u": 1 })
-                .limit(STAMP_BATCH as i64)
-                .batch_size(STAMP_BATCH as u32)
-                .await
-                .map_err(db_error)?
-                .try_collect()
-                .await
-                .map_err(db_error)?;
+            let marked = self.marked(spec, "").await?;
             if marked.is_empty() {
                 break;
             }
@@ -215,6 +204,22 @@ impl MongoStore {
             }
         }
         Ok(held)
+    }
+
+    /// Up to [`STAMP_BATCH`] records waiting for a position with a mark above `after`
+    /// (`_id` and `_u`), in mark order.
+    async fn marked(&self, spec: &ModelSpec, after: &str) -> Result<Vec<Document>> {
+        self.data(spec)
+            .find(doc! { "_u": { "$gt": after } })
+            .projection(doc! { "_id": 1, "_u": 1 })
+            .sort(doc! { "_u": 1 })
+            .limit(STAMP_BATCH as i64)
+            .batch_size(STAMP_BATCH as u32)
+            .await
+            .map_err(db_error)?
+            .try_collect()
+            .await
+            .map_err(db_error)
     }
 
     /// Withdraws a reservation once its positions are written. If this fails, the
@@ -323,18 +328,7 @@ impl MongoStore {
         tracing::warn!(target: "datasync", "{}: fencing {} stalled stamping run(s)", spec.collection, dead.len());
         let mut after = String::new();
         loop {
-            let marked: Vec<Document> = self
-                .data(spec)
-                .find(doc! { "_u": { "$gt": after.as_str() } })
-                .projection(doc! { "_id": 1, "_u": 1 })
-                .sort(doc! { "_u": 1 })
-                .limit(STAMP_BATCH as i64)
-                .batch_size(STAMP_BATCH as u32)
-                .await
-                .map_err(db_error)?
-                .try_collect()
-                .await
-                .map_err(db_error)?;
+            let marked = self.marked(spec, &after).await?;
             let Some(last) = marked.last().and_then(|d| d.get_str("_u").ok()) else {
                 break;
             };
