@@ -435,17 +435,14 @@ impl MongoStore {
         }
         let mut husked = 0;
         loop {
-            let due: Vec<Document> = coll
-                .find(doc! { "_expireAt": { "$lte": now } })
-                .projection(doc! { "_id": 1, "_seq": 1, "updatedAt": 1, "_deleted": 1, "_u": 1 })
-                .sort(doc! { "_expireAt": 1 })
-                .limit(BATCH as i64)
-                .batch_size(BATCH as u32)
-                .await
-                .map_err(db_error)?
-                .try_collect()
-                .await
-                .map_err(db_error)?;
+            let due = find_batch(
+                &coll,
+                doc! { "_expireAt": { "$lte": now } },
+                doc! { "_id": 1, "_seq": 1, "updatedAt": 1, "_deleted": 1, "_u": 1 },
+                doc! { "_expireAt": 1 },
+                BATCH,
+            )
+            .await?;
             // Only tombstones with a position: the watermark is one.
             let ready: Vec<&Document> = due
                 .iter()
@@ -953,6 +950,27 @@ impl Store for MongoStore {
 
 /// How many driver errors so far said the server could not be reached.
 static CONNECTION_LOSSES: AtomicU64 = AtomicU64::new(0);
+
+/// At most `limit` documents matching `filter` (only the `projection` fields), in `sort`
+/// order, fetched in one batch.
+async fn find_batch(
+    coll: &Collection<Document>,
+    filter: Document,
+    projection: Document,
+    sort: Document,
+    limit: usize,
+) -> Result<Vec<Document>> {
+    coll.find(filter)
+        .projection(projection)
+        .sort(sort)
+        .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        .batch_size(u32::try_from(limit).unwrap_or(u32::MAX))
+        .await
+        .map_err(db_error)?
+        .try_collect()
+        .await
+        .map_err(db_error)
+}
 
 fn db_error(e: mongodb::error::Error) -> DataSyncError {
     if matches!(

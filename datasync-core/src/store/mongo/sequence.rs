@@ -20,14 +20,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ReturnDocument;
 
 #[cfg(doc)]
 use super::codec::fresh_mark;
 use super::codec::int;
-use super::{db_error, MongoStore};
+use super::{db_error, find_batch, MongoStore};
 use crate::error::Result;
 use crate::model::ModelSpec;
 use crate::store::Watermark;
@@ -154,14 +153,7 @@ impl MongoStore {
             if let Some(previous) = held.take() {
                 update.insert("$unset", doc! { format!("res.{previous}"): "" });
             }
-            let counter = self
-                .counters()
-                .find_one_and_update(doc! { "_id": spec.collection }, update)
-                .upsert(true)
-                .return_document(ReturnDocument::After)
-                .await
-                .map_err(db_error)?
-                .unwrap_or_default();
+            let counter = self.update_counter(spec, update).await?;
             held = Some(key);
             let top = int(counter.get("seq")).unwrap_or(0);
             sequencing.seen.fetch_max(top, Ordering::AcqRel);
@@ -209,17 +201,14 @@ impl MongoStore {
     /// Up to [`STAMP_BATCH`] records waiting for a position with a mark above `after`
     /// (`_id` and `_u`), in mark order.
     async fn marked(&self, spec: &ModelSpec, after: &str) -> Result<Vec<Document>> {
-        self.data(spec)
-            .find(doc! { "_u": { "$gt": after } })
-            .projection(doc! { "_id": 1, "_u": 1 })
-            .sort(doc! { "_u": 1 })
-            .limit(STAMP_BATCH as i64)
-            .batch_size(STAMP_BATCH as u32)
-            .await
-            .map_err(db_error)?
-            .try_collect()
-            .await
-            .map_err(db_error)
+        find_batch(
+            &self.data(spec),
+            doc! { "_u": { "$gt": after } },
+            doc! { "_id": 1, "_u": 1 },
+            doc! { "_u": 1 },
+            STAMP_BATCH,
+        )
+        .await
     }
 
     /// Withdraws a reservation once its positions are written. If this fails, the
@@ -278,6 +267,12 @@ impl MongoStore {
     ) -> Result<Document> {
         let mut update = extra.unwrap_or_default();
         update.insert("$currentDate", doc! { "readAt": true });
+        self.update_counter(spec, update).await
+    }
+
+    /// Applies `update` to the collection's counter document (made if missing) and returns
+    /// the document after it.
+    async fn update_counter(&self, spec: &ModelSpec, update: Document) -> Result<Document> {
         Ok(self
             .counters()
             .find_one_and_update(doc! { "_id": spec.collection }, update)
